@@ -1,0 +1,99 @@
+"""The provider interface: one async call, errors classified into a retry decision.
+
+Providers never retry or sleep themselves; the batch orchestrator owns retrying (with durable
+timers), so an activity never sits idle waiting out a rate limit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class CompletionRequest(BaseModel):
+    """What one provider call needs; `model` is the provider's own name for the version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    messages: list[Message]
+    temperature: float = 0.7
+    max_tokens: int = 1024
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    OTHER = "other"
+
+
+class CompletionResult(BaseModel):
+    """A provider's answer. Length and content-filter endings are data, not errors."""
+
+    text: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    provider_model: str | None = None
+    finish_reason: FinishReason = FinishReason.STOP
+
+
+class ErrorCode(StrEnum):
+    RATE_LIMITED = "RATE_LIMITED"
+    AUTHENTICATION = "AUTHENTICATION"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    CONTENT_FILTERED = "CONTENT_FILTERED"
+    SERVER_ERROR = "SERVER_ERROR"
+    TIMEOUT = "TIMEOUT"
+    NETWORK = "NETWORK"
+    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
+
+
+RETRYABLE_CODES = frozenset(
+    {
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.SERVER_ERROR,
+        ErrorCode.TIMEOUT,
+        ErrorCode.NETWORK,
+    }
+)
+
+
+class ProviderError(Exception):
+    """A classified provider failure. The message is safe to show: never a key or a request."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class Provider(Protocol):
+    """One API family. Implementations classify every failure as a ProviderError."""
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,101 @@
+"""From a resolved model to a provider that can call it, by API family.
+
+Lifetime: an OpenAI-compatible provider owns an `httpx.AsyncClient`, which is bound to the event
+loop it first runs on, so `provider_for` builds a new one per call and the caller must `aclose()`
+it (`open_provider` does both). Mock providers hold no connections and are shared per process and
+mock settings instead: a seeded mock then yields one random fault sequence across calls, rather
+than the same first draw on every call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from evalruns.providers.catalog import (
+    Catalog,
+    ProviderInfo,
+    ResolvedModel,
+    UnknownModelError,
+    load_catalog,
+)
+
+if TYPE_CHECKING:
+    from evalruns.providers.base import Provider
+    from evalruns.providers.mock import MockProvider
+    from evalruns.settings import Settings
+
+
+class ProviderNotConfiguredError(ValueError):
+    """A provider whose key or base URL is not set; names the variable, never a value."""
+
+    def __init__(self, provider_id: str, env_var: str | None) -> None:
+        fix = f"set the environment variable {env_var}" if env_var else "configure it"
+        super().__init__(f"provider {provider_id!r} is not configured: {fix}")
+        self.provider_id = provider_id
+        self.env_var = env_var
+
+
+def provider_for(
+    model: ResolvedModel, settings: Settings, catalog: Catalog | None = None
+) -> Provider:
+    """A provider for `model`'s provider; the caller owns it and must `aclose()` it."""
+    info = (catalog or load_catalog()).providers.get(model.provider)
+    if info is None:
+        raise UnknownModelError(model.ref, f"unknown provider {model.provider!r}")
+    missing = info.missing_setting(settings)
+    if missing is not None:
+        raise ProviderNotConfiguredError(info.id, missing)
+    return _FACTORIES[info.api](info, settings)
+
+
+@asynccontextmanager
+async def open_provider(
+    model: ResolvedModel, settings: Settings, catalog: Catalog | None = None
+) -> AsyncIterator[Provider]:
+    """`provider_for` as an async context manager that closes the provider on exit."""
+    provider = provider_for(model, settings, catalog)
+    try:
+        yield provider
+    finally:
+        await provider.aclose()
+
+
+def _mock(info: ProviderInfo, settings: Settings) -> Provider:
+    return _shared_mock(
+        settings.mock_latency_ms,
+        settings.mock_failure_rate,
+        settings.mock_rate_limit_rate,
+        settings.mock_seed,
+    )
+
+
+@functools.cache
+def _shared_mock(
+    latency_ms: float, failure_rate: float, rate_limit_rate: float, seed: int | None
+) -> MockProvider:
+    from evalruns.providers.mock import MockProvider
+
+    return MockProvider(latency_ms, failure_rate, rate_limit_rate, seed)
+
+
+def _openai(info: ProviderInfo, settings: Settings) -> Provider:
+    from evalruns.providers.openai_compat import OpenAICompatibleProvider
+
+    base_url = info.resolve_base_url(settings)
+    if base_url is None:  # missing_setting() has ruled this out; kept for the type checker
+        raise ProviderNotConfiguredError(info.id, info.base_url_env)
+    return OpenAICompatibleProvider(
+        base_url,
+        info.resolve_api_key(settings),
+        settings.provider_timeout_seconds,
+        name=info.id,
+    )
+
+
+_FACTORIES: dict[str, Callable[[ProviderInfo, Settings], Provider]] = {
+    "mock": _mock,
+    "openai": _openai,
+}

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from evalruns.providers.catalog import load_catalog
+from evalruns.providers.mock import MockProvider
+from evalruns.providers.openai_compat import OpenAICompatibleProvider
+from evalruns.providers.registry import ProviderNotConfiguredError, open_provider, provider_for
+from evalruns.settings import Settings
+
+SECRET = "sk-registry-secret-value"
+
+
+def test_mock_provider_takes_the_mock_settings() -> None:
+    settings = Settings(mock_latency_ms=5, mock_failure_rate=0.25, mock_seed=9)
+
+    provider = provider_for(load_catalog().resolve("mock-small"), settings)
+
+    assert isinstance(provider, MockProvider)
+    assert (provider.latency_ms, provider.failure_rate, provider.rate_limit_rate) == (5, 0.25, 0)
+
+
+def test_mock_provider_is_shared_so_a_seed_gives_one_fault_sequence() -> None:
+    settings = Settings(mock_failure_rate=0.5, mock_seed=9)
+    model = load_catalog().resolve("mock-large")
+
+    assert provider_for(model, settings) is provider_for(model, settings)
+    assert provider_for(model, settings) is not provider_for(model, Settings(mock_seed=10))
+
+
+def test_openai_provider_uses_key_default_url_and_timeout() -> None:
+    settings = Settings(provider_timeout_seconds=12.5, provider_env={"XAI_API_KEY": SECRET})
+
+    provider = provider_for(load_catalog().resolve("grok-3"), settings)
+
+    assert isinstance(provider, OpenAICompatibleProvider)
+    assert provider.url == "https://api.x.ai/v1/chat/completions"
+    assert provider.timeout_seconds == 12.5
+    assert provider.name == "xai"
+    asyncio.run(provider.aclose())
+
+
+def test_base_url_environment_variable_overrides_the_default() -> None:
+    env = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": "http://127.0.0.1:9999/v1/"}
+
+    provider = provider_for(load_catalog().resolve("gpt-4o-mini"), Settings(provider_env=env))
+
+    assert isinstance(provider, OpenAICompatibleProvider)
+    assert provider.url == "http://127.0.0.1:9999/v1/chat/completions"
+    asyncio.run(provider.aclose())
+
+
+def test_each_call_builds_a_new_http_provider() -> None:
+    settings = Settings(provider_env={"MISTRAL_API_KEY": SECRET})
+    model = load_catalog().resolve("mistral-small")
+
+    async def build_two() -> bool:
+        async with (
+            open_provider(model, settings) as first,
+            open_provider(model, settings) as second,
+        ):
+            return first is not second
+
+    assert asyncio.run(build_two())
+
+
+@pytest.mark.parametrize(
+    ("ref", "env", "variable"),
+    [
+        ("gpt-4o", {}, "OPENAI_API_KEY"),
+        ("deepseek-chat", {"OPENAI_API_KEY": SECRET}, "DEEPSEEK_API_KEY"),
+        (
+            "local-model",
+            {"EVALRUNS_LOCAL_OPENAI_API_KEY": SECRET},
+            "EVALRUNS_LOCAL_OPENAI_BASE_URL",
+        ),
+    ],
+)
+def test_unconfigured_provider_names_the_variable_to_set(
+    ref: str, env: dict[str, str], variable: str
+) -> None:
+    model = load_catalog().resolve(ref)
+
+    with pytest.raises(ProviderNotConfiguredError) as raised:
+        provider_for(model, Settings(provider_env=env))
+
+    assert isinstance(raised.value, ValueError)
+    assert variable in str(raised.value)
+    assert model.provider in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+def test_local_provider_needs_only_a_base_url() -> None:
+    env = {"EVALRUNS_LOCAL_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}
+
+    provider = provider_for(load_catalog().resolve("local-model"), Settings(provider_env=env))
+
+    assert isinstance(provider, OpenAICompatibleProvider)
+    assert provider.url == "http://127.0.0.1:8000/v1/chat/completions"
+    asyncio.run(provider.aclose())
