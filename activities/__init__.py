@@ -1,0 +1,1 @@
+"""Durable activities: thin wrappers that validate input and call the library."""

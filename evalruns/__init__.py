@@ -1,0 +1,1 @@
+"""evalruns: LLM evaluation runs. The library: no Azure Functions imports live here."""

@@ -1,0 +1,125 @@
+"""What orchestrators and activities pass each other: small summaries, never transcripts.
+
+Everything here is pure and deterministic, so orchestrators can use it while replaying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from evalruns.domain.base import ApiModel
+from evalruns.domain.runs import ModelProgress, Progress, RunStatus
+
+# Retry backoff for retryable provider errors without a Retry-After of their own.
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 120.0
+# Waves of batches per orchestrator generation before continue-as-new bounds its history.
+WAVES_PER_GENERATION = 8
+# A progress snapshot is persisted at least this often while jobs finish.
+PERSIST_INTERVAL_SECONDS = 3.0
+
+
+class RunInput(ApiModel):
+    run_id: str
+
+
+class PlanResult(ApiModel):
+    total: int
+    totals_by_model: dict[str, int]
+    batch_size: int
+    parallel_batches: int
+    max_attempts: int
+
+    @property
+    def batches(self) -> int:
+        return -(-self.total // self.batch_size)
+
+    def batch_range(self, batch: int) -> range:
+        start = batch * self.batch_size
+        return range(start, min(self.total, start + self.batch_size))
+
+
+class RunState(ApiModel):
+    """The run orchestrator's input, carried across continue-as-new generations."""
+
+    run_id: str
+    plan: PlanResult | None = None
+    next_batch: int = 0
+    progress: Progress = Field(default_factory=Progress)
+    last_persisted: datetime | None = None
+    generation: int = 0
+
+
+class BatchInput(ApiModel):
+    run_id: str
+    batch: int
+    ordinals: list[int]
+    max_attempts: int
+
+
+class BatchResult(ApiModel):
+    by_model: dict[str, ModelProgress] = Field(default_factory=dict)
+
+
+class ProbeInput(ApiModel):
+    run_id: str
+    ordinal: int
+    attempt: int = 1
+    final: bool = Field(default=True, description="no retry follows: record any failure")
+
+
+class ProbeOutcome(ApiModel):
+    ordinal: int
+    outcome: Literal["succeeded", "failed", "retry"]
+    model_id: str
+    cost_usd: float = 0.0
+    retry_after: float | None = None
+
+
+class SaveRunInput(ApiModel):
+    run_id: str
+    status: RunStatus | None = None
+    progress: Progress | None = None
+    error: str | None = None
+
+
+def add_outcomes(totals: dict[str, ModelProgress], outcomes: list[ProbeOutcome]) -> None:
+    """Count finished jobs into per-model totals (retries are not finished)."""
+    for outcome in outcomes:
+        entry = totals.setdefault(outcome.model_id, ModelProgress())
+        entry.completed += outcome.outcome == "succeeded"
+        entry.failed += outcome.outcome == "failed"
+        entry.cost_usd = round(entry.cost_usd + outcome.cost_usd, 8)
+
+
+def merge_progress(progress: Progress, batch: BatchResult) -> Progress:
+    by_model = {model: entry.model_copy() for model, entry in progress.by_model.items()}
+    for model, delta in batch.by_model.items():
+        entry = by_model.setdefault(model, ModelProgress())
+        entry.completed += delta.completed
+        entry.failed += delta.failed
+        entry.cost_usd = round(entry.cost_usd + delta.cost_usd, 8)
+    return Progress.from_models(progress.total, by_model)
+
+
+def retry_delay(run_id: str, ordinal: int, attempt: int, retry_after: float | None) -> float:
+    """Seconds before the next attempt: the provider's wish, else exponential backoff.
+
+    Jitter (up to +25%) is derived from the job, so replays compute the same delay.
+    """
+    digest = hashlib.sha256(f"{run_id}:{ordinal}:{attempt}".encode()).digest()
+    jitter = 1 + (digest[0] / 255) * 0.25
+    if retry_after is not None and retry_after > 0:
+        return min(BACKOFF_MAX_SECONDS, retry_after * jitter)
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** (attempt - 1) * jitter)
+
+
+def final_status(progress: Progress) -> RunStatus:
+    """COMPLETED unless every job failed."""
+    if progress.total and progress.failed == progress.total:
+        return RunStatus.FAILED
+    return RunStatus.COMPLETED

@@ -1,0 +1,184 @@
+"""Runs: the request to start one, its recorded configuration, status machine and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from evalruns.domain.base import ApiModel
+from evalruns.errors import Conflict
+
+MAX_SAMPLES_PER_SCENARIO = 100
+MAX_OUTPUT_TOKENS = 65_536
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_TEMPERATURE = 0.7
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUMMARIZING = "SUMMARIZING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+ACTIVE = frozenset(RunStatus) - TERMINAL
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED}),
+    RunStatus.RUNNING: frozenset({RunStatus.PAUSED, RunStatus.SUMMARIZING}),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING}),
+    RunStatus.SUMMARIZING: frozenset({RunStatus.COMPLETED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+# Any live run may be cancelled, or fail when its orchestration fails.
+for _status in ACTIVE:
+    TRANSITIONS[_status] |= {RunStatus.CANCELLED, RunStatus.FAILED}
+
+# User actions and the statuses they are allowed from (DESIGN.md section 4).
+ACTIONS: dict[str, frozenset[RunStatus]] = {
+    "pause": frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+    "resume": frozenset({RunStatus.PAUSED}),
+    "cancel": ACTIVE,
+}
+
+
+def can_transition(current: RunStatus, target: RunStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: RunStatus, target: RunStatus) -> None:
+    if not can_transition(current, target):
+        raise Conflict(
+            f"the run is {current.value}; it cannot become {target.value}",
+            current_status=current.value,
+        )
+
+
+def check_action(action: str, current: RunStatus) -> None:
+    if current not in ACTIONS[action]:
+        allowed = ", ".join(sorted(status.value for status in ACTIONS[action]))
+        raise Conflict(
+            f"cannot {action} a run that is {current.value}; {action} is allowed from {allowed}",
+            current_status=current.value,
+        )
+
+
+class RunRequest(ApiModel):
+    """The body of `POST /api/runs`."""
+
+    definition_id: str = Field(min_length=1, max_length=100)
+    models: list[str] = Field(min_length=1, max_length=50)
+    sample_percentage: float = Field(default=100, ge=1, le=100)
+    sample_seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    samples_per_scenario: int = Field(default=1, ge=1, le=MAX_SAMPLES_PER_SCENARIO)
+    temperature: float = Field(default=DEFAULT_TEMPERATURE, ge=0, le=2)
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=MAX_OUTPUT_TOKENS)
+    name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("models")
+    @classmethod
+    def _models_listed_once(cls, models: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for model in models:
+            if model in seen:
+                raise ValueError(f"model '{model}' is listed twice")
+            seen.add(model)
+        return models
+
+
+class RunModel(ApiModel):
+    """A selected model with its version resolved when the run was created."""
+
+    id: str
+    provider: str
+    version: str
+    cost_input_per_million: float
+    cost_output_per_million: float
+
+
+class RunConfig(ApiModel):
+    models: list[RunModel]
+    sample_percentage: float
+    sample_seed: int
+    samples_per_scenario: int
+    temperature: float
+    max_tokens: int
+    scenario_count: int = Field(description="scenarios selected by sampling")
+
+    @property
+    def job_count(self) -> int:
+        return self.scenario_count * self.samples_per_scenario * len(self.models)
+
+
+class ModelProgress(ApiModel):
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cost_usd: float = 0.0
+
+
+class Progress(ApiModel):
+    """Jobs done per model; `completed` counts successes, `failed` counts failures."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    percent: float = 0.0
+    cost_usd: float = 0.0
+    by_model: dict[str, ModelProgress] = Field(default_factory=dict)
+
+    @classmethod
+    def planned(cls, totals: dict[str, int]) -> Progress:
+        return cls(
+            total=sum(totals.values()),
+            by_model={model: ModelProgress(total=count) for model, count in totals.items()},
+        )
+
+    @classmethod
+    def from_models(cls, total: int, by_model: dict[str, ModelProgress]) -> Progress:
+        completed = sum(entry.completed for entry in by_model.values())
+        failed = sum(entry.failed for entry in by_model.values())
+        done = completed + failed
+        return cls(
+            total=total,
+            completed=completed,
+            failed=failed,
+            percent=round(100 * done / total, 2) if total else 100.0,
+            cost_usd=round(sum(entry.cost_usd for entry in by_model.values()), 8),
+            by_model=by_model,
+        )
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+
+class Run(ApiModel):
+    id: str
+    name: str
+    definition_id: str
+    definition_name: str = ""
+    status: RunStatus
+    config: RunConfig
+    progress: Progress
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_accessed_at: datetime | None = None
+    parent_run_id: str | None = None
+    child_run_ids: list[str] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    error: str | None = None

@@ -1,0 +1,77 @@
+"""The composition of settings, storage and catalog, built once per process."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from evalruns.providers.catalog import Catalog, load_catalog
+from evalruns.settings import Settings, load_settings
+from evalruns.storage.blobs import DocumentBlobs
+from evalruns.storage.clients import StorageClients
+from evalruns.storage.definitions import DefinitionRepository
+from evalruns.storage.exports import ExportBlobs
+from evalruns.storage.jobs import JobRepository
+from evalruns.storage.runs import RunRepository
+from evalruns.storage.timeline import Timeline
+from evalruns.storage.transcripts import TranscriptRepository
+
+
+@dataclass
+class Services:
+    settings: Settings
+
+    @cached_property
+    def storage(self) -> StorageClients:
+        return StorageClients(self.settings)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog()
+
+    @cached_property
+    def definitions(self) -> DefinitionRepository:
+        return DefinitionRepository(Timeline(self.storage.table("Definitions"), "definition"))
+
+    @cached_property
+    def runs(self) -> RunRepository:
+        return RunRepository(Timeline(self.storage.table("Runs"), "run"))
+
+    @cached_property
+    def jobs(self) -> JobRepository:
+        return JobRepository(self.storage.table("Jobs"))
+
+    @cached_property
+    def transcripts(self) -> TranscriptRepository:
+        spill = DocumentBlobs(self.storage.container(self.settings.spill_container))
+        return TranscriptRepository(self.storage.table("Transcripts"), spill)
+
+    @cached_property
+    def exports(self) -> ExportBlobs:
+        return ExportBlobs(self.storage.container(self.settings.exports_container))
+
+    @property
+    def sas_expiry(self) -> timedelta:
+        return timedelta(minutes=self.settings.sas_expiry_minutes)
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process's services, built from the environment on first use."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(load_settings())
+        return _services
+
+
+def reset_services(services: Services | None = None) -> None:
+    """Replace the process's services (tests, or after the environment changed)."""
+    global _services
+    with _lock:
+        _services = services

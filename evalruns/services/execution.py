@@ -1,0 +1,206 @@
+"""The work of a run: planning its jobs and probing one job against its model."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from evalruns.domain.base import utcnow
+from evalruns.domain.decisions import ERROR, extract_decision
+from evalruns.domain.expansion import scenario_at
+from evalruns.domain.orchestration import PlanResult, ProbeInput, ProbeOutcome
+from evalruns.domain.sampling import sample_indices
+from evalruns.domain.transcripts import (
+    Job,
+    Transcript,
+    TranscriptError,
+    TranscriptStatus,
+    Turn,
+    job_key,
+)
+from evalruns.providers.base import (
+    CompletionRequest,
+    CompletionResult,
+    Message,
+    ProviderError,
+)
+from evalruns.providers.catalog import ResolvedModel
+from evalruns.providers.registry import provider_for
+from evalruns.services.container import Services
+from evalruns.storage.runs import StoredRun
+
+log = logging.getLogger(__name__)
+
+
+def plan_run(services: Services, run_id: str) -> PlanResult:
+    """Expand, sample and store the run's jobs; return only counts.
+
+    Jobs interleave models (scenario, then model, then sample) so every model progresses
+    together. Re-planning writes the same jobs under the same keys.
+    """
+    run = services.runs.get(run_id)
+    count = services.jobs.put_all(_jobs(run))
+    settings = services.settings
+    per_model = count // len(run.config.models)
+    return PlanResult(
+        total=count,
+        totals_by_model={model.id: per_model for model in run.config.models},
+        batch_size=settings.batch_size,
+        parallel_batches=settings.parallel_batches,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def _jobs(run: StoredRun) -> Iterator[Job]:
+    config = run.config
+    indices = sample_indices(
+        run.definition.scenario_count, config.sample_percentage, config.sample_seed
+    )
+    ordinal = 0
+    for index in indices:
+        scenario = scenario_at(run.definition, index)
+        for model in config.models:
+            for sample in range(1, config.samples_per_scenario + 1):
+                yield Job(
+                    run_id=run.id,
+                    ordinal=ordinal,
+                    key=job_key(model.id, scenario.id, sample),
+                    scenario_id=scenario.id,
+                    scenario_number=scenario.number,
+                    scenario_name=scenario.name,
+                    dimensions=scenario.dimensions,
+                    preamble=scenario.preamble,
+                    prompt=scenario.prompt,
+                    model=model,
+                    sample=sample,
+                    temperature=config.temperature,
+                    max_tokens=config.max_tokens,
+                )
+                ordinal += 1
+
+
+async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
+    """Run one job, at most once successfully: a job with a successful transcript is not
+    sent to its provider again (activities are delivered at least once)."""
+    job = await asyncio.to_thread(services.jobs.get, probe.run_id, probe.ordinal)
+    log_extra = {"run_id": probe.run_id, "job_key": job.key, "attempt": probe.attempt}
+    existing = await asyncio.to_thread(services.transcripts.get_if_exists, probe.run_id, job.key)
+    if existing is not None and existing.status == TranscriptStatus.SUCCEEDED:
+        log.info("job already succeeded; not calling the provider again", extra=log_extra)
+        return _outcome(probe.ordinal, existing)
+
+    request = CompletionRequest(
+        model=job.model.version,
+        messages=_messages(job),
+        temperature=job.temperature,
+        max_tokens=job.max_tokens,
+    )
+    resolved = ResolvedModel(
+        model_id=job.model.id,
+        provider=job.model.provider,
+        version=job.model.version,
+        cost_input_per_million=job.model.cost_input_per_million,
+        cost_output_per_million=job.model.cost_output_per_million,
+    )
+    started = time.perf_counter()
+    provider = provider_for(resolved, services.settings)
+    try:
+        result = await provider.complete(request)
+    except ProviderError as error:
+        if error.retryable and not probe.final:
+            log.info("retryable provider error %s", error.code, extra=log_extra)
+            return ProbeOutcome(
+                ordinal=probe.ordinal,
+                outcome="retry",
+                model_id=job.model.id,
+                retry_after=error.retry_after,
+            )
+        log.warning("job failed: %s", error.code, extra=log_extra)
+        outcome = _failure(error)
+    else:
+        outcome = _success(result, resolved)
+    finally:
+        await provider.aclose()
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    transcript = _transcript(job, probe, request, duration_ms, existing, outcome)
+    await asyncio.to_thread(services.transcripts.put, transcript)
+    return _outcome(probe.ordinal, transcript)
+
+
+def _success(result: CompletionResult, model: ResolvedModel) -> dict[str, Any]:
+    return {
+        "status": TranscriptStatus.SUCCEEDED,
+        "reply": Turn(role="assistant", content=result.text, tokens=result.output_tokens),
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost_usd": model.cost_usd(result.input_tokens, result.output_tokens),
+        "provider_model": result.provider_model,
+        "finish_reason": result.finish_reason.value,
+        "decision_code": extract_decision(result.text),
+    }
+
+
+def _failure(error: ProviderError) -> dict[str, Any]:
+    return {
+        "status": TranscriptStatus.FAILED,
+        "decision_code": ERROR,
+        "error": TranscriptError(code=error.code.value, message=error.message),
+    }
+
+
+def _messages(job: Job) -> list[Message]:
+    system = [Message(role="system", content=job.preamble)] if job.preamble.strip() else []
+    return [*system, Message(role="user", content=job.prompt)]
+
+
+def _transcript(
+    job: Job,
+    probe: ProbeInput,
+    request: CompletionRequest,
+    duration_ms: int,
+    existing: Transcript | None,
+    outcome: dict[str, Any],
+) -> Transcript:
+    now = utcnow()
+    turns = [Turn(role=message.role, content=message.content) for message in request.messages]
+    reply = outcome.pop("reply", None)
+    if reply is not None:
+        turns[-1] = turns[-1].model_copy(update={"tokens": outcome["input_tokens"]})
+        turns.append(reply)
+    return Transcript(
+        id=job.key,
+        run_id=job.run_id,
+        scenario_id=job.scenario_id,
+        scenario_number=job.scenario_number,
+        scenario_name=job.scenario_name,
+        dimensions=job.dimensions,
+        model_id=job.model.id,
+        model_version=job.model.version,
+        provider=job.model.provider,
+        sample=job.sample,
+        turns=turns,
+        duration_ms=duration_ms,
+        attempts=probe.attempt,
+        request_hash=_request_hash(request),
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
+        **outcome,
+    )
+
+
+def _request_hash(request: CompletionRequest) -> str:
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _outcome(ordinal: int, transcript: Transcript) -> ProbeOutcome:
+    succeeded = transcript.status == TranscriptStatus.SUCCEEDED
+    return ProbeOutcome(
+        ordinal=ordinal,
+        outcome="succeeded" if succeeded else "failed",
+        model_id=transcript.model_id,
+        cost_usd=transcript.cost_usd,
+    )

@@ -1,0 +1,155 @@
+"""Starting, reading and listing runs, and the status changes the orchestration records."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from evalruns.domain.base import utcnow
+from evalruns.domain.runs import (
+    Progress,
+    Run,
+    RunConfig,
+    RunModel,
+    RunRequest,
+    RunStatus,
+    check_transition,
+)
+from evalruns.domain.sampling import new_seed, sample_size
+from evalruns.errors import FieldError, InvalidInput
+from evalruns.providers.catalog import UnknownModelError
+from evalruns.services.container import Services
+from evalruns.storage.paging import Page
+from evalruns.storage.runs import StoredRun
+
+log = logging.getLogger(__name__)
+
+
+def create_run(services: Services, request: RunRequest) -> StoredRun:
+    """Validate the request against the catalog and the definition, and store it PENDING."""
+    definition = services.definitions.get(request.definition_id)
+    models = resolve_models(services, request.models)
+    if definition.scenario_count < 1:
+        raise InvalidInput("the definition has no scenarios to run")
+    seed = request.sample_seed if request.sample_seed is not None else new_seed()
+    config = RunConfig(
+        models=models,
+        sample_percentage=request.sample_percentage,
+        sample_seed=seed,
+        samples_per_scenario=request.samples_per_scenario,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+        scenario_count=sample_size(definition.scenario_count, request.sample_percentage),
+    )
+    now = utcnow()
+    run = StoredRun(
+        id=uuid.uuid4().hex,
+        name=request.name or f"{definition.name} ({now:%Y-%m-%d %H:%M})",
+        definition_id=definition.id,
+        definition_name=definition.name,
+        status=RunStatus.PENDING,
+        config=config,
+        progress=Progress.planned({model.id: config.job_count // len(models) for model in models}),
+        created_at=now,
+        updated_at=now,
+        definition=definition,
+    )
+    services.runs.create(run)
+    log.info("run %s created", run.id, extra={"run_id": run.id, "jobs": config.job_count})
+    return run
+
+
+def resolve_models(services: Services, refs: list[str]) -> list[RunModel]:
+    """Each requested model resolved to a catalog version; every bad one named at once."""
+    errors: list[FieldError] = []
+    models: list[RunModel] = []
+    for index, ref in enumerate(refs):
+        try:
+            resolved = services.catalog.resolve(ref)
+        except UnknownModelError as exc:
+            errors.append(FieldError(("body", "models", index), str(exc)))
+            continue
+        if not services.catalog.is_available(resolved.provider, services.settings):
+            errors.append(
+                FieldError(
+                    ("body", "models", index),
+                    f"model '{ref}' needs credentials for provider '{resolved.provider}', "
+                    "which are not configured",
+                )
+            )
+            continue
+        if any(model.id == resolved.model_id for model in models):
+            errors.append(
+                FieldError(
+                    ("body", "models", index),
+                    f"model '{resolved.model_id}' is listed twice; a run takes each model once",
+                )
+            )
+            continue
+        models.append(
+            RunModel(
+                id=resolved.model_id,
+                provider=resolved.provider,
+                version=resolved.version,
+                cost_input_per_million=resolved.cost_input_per_million,
+                cost_output_per_million=resolved.cost_output_per_million,
+            )
+        )
+    if errors:
+        raise InvalidInput("; ".join(error.msg for error in errors), errors)
+    return models
+
+
+def get_run(services: Services, run_id: str) -> StoredRun:
+    return services.runs.get(run_id)
+
+
+def with_live_progress(run: Run, custom_status: Any) -> Run:
+    """The run with the orchestration's live progress, when it reports any."""
+    if run.status.is_terminal or not isinstance(custom_status, dict):
+        return run
+    try:
+        progress = Progress.model_validate(custom_status.get("progress", custom_status))
+    except ValueError:
+        return run
+    return run.model_copy(update={"progress": progress, "cost_usd": progress.cost_usd})
+
+
+def list_runs(
+    services: Services,
+    limit: int,
+    cursor: str | None,
+    status: RunStatus | None,
+    definition_id: str | None,
+) -> Page[StoredRun]:
+    return services.runs.list(limit, cursor, status, definition_id)
+
+
+def record_state(
+    services: Services,
+    run_id: str,
+    status: RunStatus | None = None,
+    progress: Progress | None = None,
+    error: str | None = None,
+) -> StoredRun:
+    """Persist a status change and/or a progress snapshot (from the orchestration)."""
+
+    def change(run: StoredRun) -> StoredRun:
+        update: dict[str, Any] = {}
+        now = utcnow()
+        if status is not None and status != run.status:
+            check_transition(run.status, status)
+            update["status"] = status
+            if status == RunStatus.RUNNING and run.started_at is None:
+                update["started_at"] = now
+            if status.is_terminal:
+                update["completed_at"] = now
+        if progress is not None:
+            update["progress"] = progress
+            update["cost_usd"] = progress.cost_usd
+        if error is not None:
+            update["error"] = error
+        return run.model_copy(update=update)
+
+    return services.runs.update(run_id, change)

@@ -1,0 +1,73 @@
+"""All configuration, read from the environment once (Function App settings, local.settings.json).
+
+Nothing else in the library reads `os.environ`: the settings object is built at the edge and
+passed down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AZURITE_CONNECTION = "UseDevelopmentStorage=true"
+
+
+ENV_PREFIX = "EVALRUNS_"
+
+
+class Settings(BaseModel):
+    """Each field `x` is set by the variable `EVALRUNS_X`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    storage_connection: str = Field(
+        default="",
+        description="Storage connection string; empty means AzureWebJobsStorage.",
+    )
+    storage_account_name: str = Field(
+        default="",
+        description="Storage account reached with the managed identity when there is no "
+        "connection string (AzureWebJobsStorage__accountName works too).",
+    )
+    table_prefix: str = Field(default="evalruns", pattern=r"^[A-Za-z][A-Za-z0-9]{0,40}$")
+    exports_container: str = Field(default="evalruns-exports")
+    spill_container: str = Field(default="evalruns-content")
+    sas_expiry_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    task_hub: str = "evalruns"
+    batch_size: int = Field(default=20, ge=1, le=100)
+    parallel_batches: int = Field(default=4, ge=1, le=50)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    provider_timeout_seconds: float = Field(default=120.0, gt=0)
+    mock_latency_ms: float = Field(default=0.0, ge=0)
+    mock_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    mock_rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
+    mock_seed: int | None = None
+    # Provider credentials and endpoints, keyed by the environment variable the catalog names.
+    provider_env: dict[str, str] = Field(default_factory=dict)
+
+    def provider_value(self, name: str | None) -> str:
+        """A provider key or base URL by its environment variable name ('' when unset)."""
+        return self.provider_env.get(name, "") if name else ""
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping (default: the process environment).
+
+    Provider credentials and endpoints are the variables the model catalog names.
+    """
+    from evalruns.providers.catalog import load_catalog
+
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and value != ""
+    }
+    values.setdefault("storage_connection", env.get("AzureWebJobsStorage", ""))
+    values.setdefault("storage_account_name", env.get("AzureWebJobsStorage__accountName", ""))
+    values["provider_env"] = {
+        name: env[name] for name in load_catalog().environment_variables() if env.get(name)
+    }
+    return Settings.model_validate(values)

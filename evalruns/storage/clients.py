@@ -1,0 +1,95 @@
+"""Table and Blob clients for one storage account, from a connection string or an identity."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import suppress
+from functools import cached_property
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from evalruns.settings import AZURITE_CONNECTION, Settings
+
+log = logging.getLogger(__name__)
+
+# The well-known Azurite account, for `UseDevelopmentStorage=true`.
+AZURITE_FULL_CONNECTION = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+TABLES = ("Definitions", "Runs", "Jobs", "Transcripts")
+
+
+class StorageClients:
+    """Creates tables and containers once per process, on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ready: set[str] = set()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _connection(self) -> str:
+        connection = self.settings.storage_connection
+        return AZURITE_FULL_CONNECTION if connection == AZURITE_CONNECTION else connection
+
+    @cached_property
+    def tables(self) -> TableServiceClient:
+        if self._connection:
+            return TableServiceClient.from_connection_string(self._connection)
+        return TableServiceClient(
+            endpoint=self._account_url("table"),
+            credential=_identity(),
+        )
+
+    @cached_property
+    def blobs(self) -> BlobServiceClient:
+        if self._connection:
+            return BlobServiceClient.from_connection_string(self._connection)
+        return BlobServiceClient(
+            account_url=self._account_url("blob"),
+            credential=_identity(),
+        )
+
+    def _account_url(self, service: str) -> str:
+        return f"https://{self.settings.storage_account_name}.{service}.core.windows.net"
+
+    def table(self, name: str) -> TableClient:
+        """`name` is one of TABLES; the account's table is prefixed by the settings."""
+        full_name = f"{self.settings.table_prefix}{name}"
+        client = self.tables.get_table_client(full_name)
+        if full_name not in self._ready:
+            with self._lock:
+                if full_name not in self._ready:
+                    self.tables.create_table_if_not_exists(full_name)
+                    self._ready.add(full_name)
+        return client
+
+    def container(self, name: str) -> ContainerClient:
+        client = self.blobs.get_container_client(name)
+        if name not in self._ready:
+            with self._lock:
+                if name not in self._ready:
+                    with suppress(ResourceExistsError):
+                        client.create_container()
+                    self._ready.add(name)
+        return client
+
+    def ping(self) -> None:
+        """Raises when the account is unreachable (health checks)."""
+        next(iter(self.tables.list_tables(results_per_page=1)), None)
+
+
+def _identity() -> TokenCredential:
+    """A managed identity (or developer login) credential, imported only when needed."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()

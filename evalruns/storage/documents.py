@@ -1,0 +1,75 @@
+"""Records as JSON documents split across string properties.
+
+A pydantic record is stored as its JSON in `Doc0..DocN` (each under the 64 KiB property
+limit) beside a few typed columns used for server-side filters. A document too large for one
+entity goes to Blob and the entity keeps a pointer (`DocBlob`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from evalruns.storage.limits import (
+    ENTITY_HEADROOM_BYTES,
+    MAX_ENTITY_BYTES,
+    MAX_PROPERTY_BYTES,
+    check_entity,
+    entity_bytes,
+    utf16_bytes,
+)
+
+DOC_PREFIX = "Doc"
+DOC_BLOB = "DocBlob"
+# 64 KiB of UTF-16 is 32,768 code units; astral characters take two, so split by measure.
+_CHUNK_BYTES = MAX_PROPERTY_BYTES
+
+
+def split_utf16(text: str, limit: int = _CHUNK_BYTES) -> Iterator[str]:
+    """Pieces of `text` of at most `limit` UTF-16 bytes, never splitting a character."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + limit // 2)
+        while utf16_bytes(text[start:end]) > limit:
+            end -= 1
+        yield text[start:end]
+        start = end
+
+
+def build_entity(
+    partition: str, row: str, columns: Mapping[str, Any], document: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The entity holding `document`, or None when it must spill to Blob."""
+    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": row, **columns}
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    for index, chunk in enumerate(split_utf16(text)):
+        entity[f"{DOC_PREFIX}{index}"] = chunk
+    if entity_bytes(entity) > MAX_ENTITY_BYTES - ENTITY_HEADROOM_BYTES:
+        return None
+    check_entity(entity)
+    return entity
+
+
+def pointer_entity(
+    partition: str, row: str, columns: Mapping[str, Any], blob_name: str
+) -> dict[str, Any]:
+    entity = {"PartitionKey": partition, "RowKey": row, **columns, DOC_BLOB: blob_name}
+    check_entity(entity)
+    return entity
+
+
+def read_document(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The document stored inline; callers handle `DocBlob` pointers first."""
+    parts: list[str] = []
+    index = 0
+    while f"{DOC_PREFIX}{index}" in entity:
+        parts.append(entity[f"{DOC_PREFIX}{index}"])
+        index += 1
+    loaded: dict[str, Any] = json.loads("".join(parts))
+    return loaded
+
+
+def doc_properties(entity: Mapping[str, Any]) -> list[str]:
+    """Names of the document properties, for selecting only what a reader needs."""
+    return [name for name in entity if name.startswith(DOC_PREFIX)]

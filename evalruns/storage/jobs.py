@@ -1,0 +1,49 @@
+"""The job list of a run, written once by the plan and read one job at a time by probes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from evalruns.domain.transcripts import Job
+from evalruns.errors import NotFound
+from evalruns.storage.documents import build_entity, read_document
+from evalruns.storage.limits import LimitExceeded, transactions
+
+ORDINAL_WIDTH = 7
+
+
+def _row(ordinal: int) -> str:
+    return f"{ordinal:0{ORDINAL_WIDTH}d}"
+
+
+class JobRepository:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def put_all(self, jobs: Iterable[Job]) -> int:
+        """Upsert jobs in transactions of 100 (all of one run): re-planning is harmless."""
+        count = 0
+        for group in transactions(jobs):
+            operations = []
+            for job in group:
+                entity = build_entity(job.run_id, _row(job.ordinal), {}, job.to_json_dict())
+                if entity is None:
+                    raise LimitExceeded(f"job {job.key} is too large to store")
+                operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+            self._table.submit_transaction(operations)
+            count += len(operations)
+        return count
+
+    def get(self, run_id: str, ordinal: int) -> Job:
+        try:
+            entity = self._table.get_entity(run_id, _row(ordinal))
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"run {run_id} has no job {ordinal}") from exc
+        return Job.model_validate(read_document(entity))
+
+    def iterate(self, run_id: str) -> Iterator[Job]:
+        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": run_id}):
+            yield Job.model_validate(read_document(entity))

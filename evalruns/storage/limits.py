@@ -1,0 +1,84 @@
+"""Azure Table rules that Azurite does not enforce but Azure does, enforced here.
+
+Strings count as UTF-16; a property holds at most 64 KiB, an entity 1 MiB, a key 1 KiB, and
+keys may not contain `/ \\ # ?` or control characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+MAX_PROPERTY_BYTES = 64 * 1024
+MAX_ENTITY_BYTES = 1024 * 1024
+MAX_KEY_BYTES = 1024
+MAX_CUSTOM_PROPERTIES = 252
+MAX_BATCH_OPERATIONS = 100
+# Room left for system properties and the per-entity overhead Azure counts.
+ENTITY_HEADROOM_BYTES = 8 * 1024
+
+_FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+class LimitExceeded(ValueError):
+    """A write Azure would refuse; raised before the request is sent."""
+
+
+def utf16_bytes(value: str) -> int:
+    return len(value.encode("utf-16-le"))
+
+
+def is_valid_key(value: str) -> bool:
+    return bool(value) and not _FORBIDDEN_KEY.search(value) and utf16_bytes(value) <= MAX_KEY_BYTES
+
+
+def check_key(value: str) -> str:
+    if not is_valid_key(value):
+        raise LimitExceeded(f"{value[:80]!r} is not a valid table key")
+    return value
+
+
+def property_bytes(value: Any) -> int:
+    """The size Azure counts for a property value."""
+    if isinstance(value, str):
+        return 4 + utf16_bytes(value)
+    if isinstance(value, bytes):
+        return 4 + len(value)
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float, datetime)):
+        return 8
+    return 16
+
+
+def entity_bytes(entity: Mapping[str, Any]) -> int:
+    """Azure's entity size: 4 + keys in UTF-16 + per property 8 + name + value."""
+    size = 4 + utf16_bytes(entity["PartitionKey"]) + utf16_bytes(entity["RowKey"])
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            continue
+        size += 8 + utf16_bytes(name) + property_bytes(value)
+    return size
+
+
+def check_entity(entity: Mapping[str, Any]) -> None:
+    check_key(entity["PartitionKey"])
+    check_key(entity["RowKey"])
+    custom = [name for name in entity if name not in ("PartitionKey", "RowKey")]
+    if len(custom) > MAX_CUSTOM_PROPERTIES:
+        raise LimitExceeded(f"{len(custom)} properties; Azure allows {MAX_CUSTOM_PROPERTIES}")
+    for name in custom:
+        if property_bytes(entity[name]) - 4 > MAX_PROPERTY_BYTES:
+            raise LimitExceeded(f"property {name} is over {MAX_PROPERTY_BYTES} bytes")
+    if entity_bytes(entity) > MAX_ENTITY_BYTES:
+        raise LimitExceeded(f"entity is over {MAX_ENTITY_BYTES} bytes")
+
+
+def transactions(operations: Iterable[Any]) -> Iterator[list[Any]]:
+    """Groups of at most 100 operations, the most one Table transaction may hold."""
+    iterator = iter(operations)
+    while group := list(islice(iterator, MAX_BATCH_OPERATIONS)):
+        yield group

@@ -1,0 +1,131 @@
+"""A table of records listed newest first: definitions and runs.
+
+Each record is two entities in one partition, written in one transaction: `id!<id>` for point
+reads and `ts!<inverted time>!<id>` for listing newest first with server-side filters. Both
+hold the same document and filter columns, so a list never needs a second read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from evalruns.errors import Conflict, NotFound
+from evalruns.storage.documents import build_entity, read_document
+from evalruns.storage.limits import LimitExceeded, is_valid_key
+from evalruns.storage.paging import Page, after_row, keyset_page
+
+PARTITION = "all"
+ID_PREFIX = "id!"
+TIME_PREFIX = "ts!"
+TIME_END = 'ts"'  # the character after '!', bounding the time range
+_MAX_MICROS = 10**17
+
+
+def time_key(created_at: datetime, record_id: str) -> str:
+    """Row key sorting newest first: inverted microseconds since the epoch, then the id."""
+    micros = int(created_at.astimezone(UTC).timestamp() * 1_000_000)
+    return f"{TIME_PREFIX}{_MAX_MICROS - micros:017d}!{record_id}"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored document with what an optimistic update needs."""
+
+    document: dict[str, Any]
+    etag: str
+    time_key: str
+
+
+class Timeline:
+    def __init__(self, table: TableClient, kind: str) -> None:
+        self._table = table
+        self._kind = kind
+
+    def insert(
+        self,
+        record_id: str,
+        created_at: datetime,
+        columns: Mapping[str, Any],
+        document: Mapping[str, Any],
+    ) -> None:
+        columns = {**columns, "TimeKey": time_key(created_at, record_id)}
+        self._table.submit_transaction(
+            [
+                ("create", self._entity(ID_PREFIX + record_id, columns, document)),
+                ("create", self._entity(columns["TimeKey"], columns, document)),
+            ]
+        )
+
+    def get(self, record_id: str) -> Stored:
+        if not is_valid_key(ID_PREFIX + record_id):
+            raise NotFound(f"no {self._kind} with id {record_id!r}")
+        try:
+            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id)
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+        return Stored(read_document(entity), str(entity.metadata["etag"]), entity["TimeKey"])
+
+    def replace(
+        self,
+        record_id: str,
+        stored: Stored,
+        columns: Mapping[str, Any],
+        document: Mapping[str, Any],
+    ) -> None:
+        """Replace both entities if the record is unchanged since `stored` was read."""
+        columns = {**columns, "TimeKey": stored.time_key}
+        try:
+            self._table.submit_transaction(
+                [
+                    (
+                        "update",
+                        self._entity(ID_PREFIX + record_id, columns, document),
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": stored.etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    ),
+                    (
+                        "upsert",
+                        self._entity(columns["TimeKey"], columns, document),
+                        {"mode": UpdateMode.REPLACE},
+                    ),
+                ]
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 412 or "UpdateConditionNotSatisfied" in str(exc):
+                raise Conflict(f"the {self._kind} changed while it was being updated") from exc
+            raise
+
+    def list(
+        self, filters: Mapping[str, Any], limit: int, cursor: str | None
+    ) -> Page[dict[str, Any]]:
+        """Newest first; `filters` are equality filters on columns."""
+        clauses = ["PartitionKey eq @pk", "RowKey gt @start", "RowKey lt @end"]
+        parameters: dict[str, Any] = {"pk": PARTITION, "start": TIME_PREFIX, "end": TIME_END}
+        after = after_row(cursor)
+        if after is not None:
+            parameters["start"] = after
+        for index, (column, value) in enumerate(sorted(filters.items())):
+            clauses.append(f"{column} eq @f{index}")
+            parameters[f"f{index}"] = value
+        entities = self._table.query_entities(
+            " and ".join(clauses), parameters=parameters, results_per_page=limit + 1
+        )
+        return keyset_page(entities, limit, read_document)
+
+    def _entity(
+        self, row: str, columns: Mapping[str, Any], document: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        entity = build_entity(PARTITION, row, columns, document)
+        if entity is None:
+            raise LimitExceeded(f"the {self._kind} is too large to store")
+        return entity

@@ -1,0 +1,23 @@
+"""The composition root: the Durable Functions app and its blueprints. Nothing else."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities import runs as run_activities
+from http_api import catalog, definitions, exports, openapi, runs, transcripts
+from orchestrators import batch, run
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (
+    catalog.bp,
+    definitions.bp,
+    runs.bp,
+    transcripts.bp,
+    exports.bp,
+    openapi.bp,
+    run.bp,
+    batch.bp,
+    run_activities.bp,
+):
+    app.register_functions(blueprint)

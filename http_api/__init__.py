@@ -1,0 +1,2 @@
+"""HTTP-triggered functions, one blueprint module per resource. Kept thin: parse, call the
+library, shape the response."""

@@ -1,0 +1,58 @@
+"""Definitions and their scenarios."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from evalruns.domain.definitions import DefinitionInput
+from evalruns.services import get_services
+from evalruns.services.definitions import (
+    create_definition,
+    get_definition,
+    list_definitions,
+    list_scenarios,
+)
+from http_api.problems import api_errors
+from http_api.requests import json_response, page_params, page_response, parse_body
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@bp.route(route="definitions", methods=["POST"])
+@api_errors
+def definitions_create(req: func.HttpRequest) -> func.HttpResponse:
+    definition = create_definition(get_services(), parse_body(req, DefinitionInput))
+    return json_response(
+        definition.to_json_dict(),
+        HTTPStatus.CREATED,
+        headers={"Location": f"/api/definitions/{definition.id}"},
+    )
+
+
+@bp.route(route="definitions", methods=["GET"])
+@api_errors
+def definitions_list(req: func.HttpRequest) -> func.HttpResponse:
+    return page_response(list_definitions(get_services(), *page_params(req)))
+
+
+@bp.route(route="definitions/{definitionId}", methods=["GET"])
+@api_errors
+def definitions_get(req: func.HttpRequest) -> func.HttpResponse:
+    definition = get_definition(get_services(), req.route_params["definitionId"])
+    return json_response(definition.to_json_dict())
+
+
+@bp.route(route="definitions/{definitionId}/scenarios", methods=["GET"])
+@api_errors
+def definitions_scenarios(req: func.HttpRequest) -> func.HttpResponse:
+    page = list_scenarios(get_services(), req.route_params["definitionId"], *page_params(req))
+    return json_response(
+        {
+            "items": [scenario.to_json_dict() for scenario in page.items],
+            "total": page.total,
+            "nextCursor": page.next_cursor,
+        }
+    )

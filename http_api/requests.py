@@ -1,0 +1,86 @@
+"""Reading HTTP requests into pydantic models and shaping JSON responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from evalruns.domain.base import ApiModel
+from evalruns.errors import FieldError, InvalidInput
+from evalruns.storage.paging import Page, check_limit
+from http_api.problems import validation_problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(req: func.HttpRequest, model: type[M]) -> M:
+    try:
+        data = json.loads(req.get_body() or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"the body is not valid JSON: {exc}", [FieldError(("body",), "invalid JSON")]
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            "the body must be a JSON object", [FieldError(("body",), "expected an object")]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc, "body") from exc
+
+
+def query_int(req: func.HttpRequest, name: str) -> int | None:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"query parameter {name} must be a whole number, not {raw!r}",
+            [FieldError(("query", name), "must be an integer")],
+        ) from exc
+
+
+def query_bool(req: func.HttpRequest, name: str, default: bool) -> bool:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidInput(
+        f"query parameter {name} must be true or false, not {raw!r}",
+        [FieldError(("query", name), "must be true or false")],
+    )
+
+
+def page_params(req: func.HttpRequest) -> tuple[int, str | None]:
+    return check_limit(query_int(req, "limit")), req.params.get("cursor") or None
+
+
+def json_response(
+    body: Any, status: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=int(status),
+        mimetype="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def page_response(
+    page: Page[Any], transform: Callable[[Any], ApiModel] | None = None
+) -> func.HttpResponse:
+    """`{"items", "nextCursor"}`, items optionally transformed into their public model."""
+    items = [(transform(item) if transform else item).to_json_dict() for item in page.items]
+    return json_response({"items": items, "nextCursor": page.next_cursor})

@@ -1,0 +1,100 @@
+"""Runs: start (one orchestration per run), read with live progress, list."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from evalruns import names
+from evalruns.domain.orchestration import RunState
+from evalruns.domain.runs import RunRequest, RunStatus
+from evalruns.errors import FieldError, InvalidInput, Unavailable
+from evalruns.services import get_services
+from evalruns.services.runs import create_run, get_run, list_runs, record_state, with_live_progress
+from http_api.problems import api_errors
+from http_api.requests import json_response, page_params, page_response, parse_body
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@bp.route(route="runs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_create(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    services = get_services()
+    request = parse_body(req, RunRequest)
+    run = await asyncio.to_thread(create_run, services, request)
+    try:
+        await client.start_new(
+            names.RUN_ORCHESTRATOR, run.id, RunState(run_id=run.id).to_json_dict()
+        )
+    except Exception as exc:
+        log.exception("could not start the orchestration of run %s", run.id)
+        await asyncio.to_thread(
+            record_state,
+            services,
+            run.id,
+            RunStatus.FAILED,
+            error="the orchestration could not be started",
+        )
+        raise Unavailable(
+            "the run was recorded but its orchestration could not be started; try again in a moment"
+        ) from exc
+    links = client.get_client_response_links(req, run.id)
+    return json_response(
+        {
+            "run": run.public().to_json_dict(),
+            "statusQueryGetUri": links["statusQueryGetUri"],
+            "sendEventPostUri": links["sendEventPostUri"],
+            "terminatePostUri": links["terminatePostUri"],
+        },
+        HTTPStatus.ACCEPTED,
+        headers={"Location": f"/api/runs/{run.id}"},
+    )
+
+
+@bp.route(route="runs", methods=["GET"])
+@api_errors
+def runs_list(req: func.HttpRequest) -> func.HttpResponse:
+    status = _status_filter(req.params.get("status"))
+    definition_id = req.params.get("definitionId") or None
+    return page_response(
+        list_runs(get_services(), *page_params(req), status=status, definition_id=definition_id),
+        transform=lambda run: run.public(),
+    )
+
+
+@bp.route(route="runs/{runId}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_get(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    run = (await asyncio.to_thread(get_run, get_services(), req.route_params["runId"])).public()
+    if not run.status.is_terminal:
+        try:
+            status = await client.get_status(run.id)
+            run = with_live_progress(run, status.custom_status)
+        except Exception:
+            log.warning("live progress of run %s unavailable; showing the snapshot", run.id)
+    return json_response(run.to_json_dict())
+
+
+def _status_filter(raw: str | None) -> RunStatus | None:
+    if not raw:
+        return None
+    try:
+        return RunStatus(raw.upper())
+    except ValueError as exc:
+        allowed = ", ".join(status.value for status in RunStatus)
+        raise InvalidInput(
+            f"status must be one of {allowed}, not {raw!r}",
+            [FieldError(("query", "status"), f"must be one of {allowed}")],
+        ) from exc

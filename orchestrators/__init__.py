@@ -1,0 +1,1 @@
+"""Durable orchestrators: the run, and the batches it dispatches."""

@@ -1,0 +1,70 @@
+"""The batch sub-orchestrator: probes a bounded set of jobs, retrying provider errors.
+
+A retryable provider error (rate limit, timeout, 5xx) comes back from the probe as an outcome
+with the delay the provider asked for; the batch waits it out on a durable timer (no activity
+sleeps) and tries again, up to the plan's attempt limit. The last attempt records any failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from evalruns import names
+from evalruns.domain.orchestration import (
+    BatchInput,
+    BatchResult,
+    ProbeInput,
+    ProbeOutcome,
+    add_outcomes,
+    retry_delay,
+)
+from orchestrators.payloads import decode, encode
+from orchestrators.retries import INFRASTRUCTURE_RETRY
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.BATCH_ORCHESTRATOR)
+def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    batch = decode(context.get_input(), BatchInput)
+    result = BatchResult()
+    pending = [(ordinal, 1) for ordinal in batch.ordinals]
+    while pending:
+        outcomes = [
+            ProbeOutcome.model_validate(raw)
+            for raw in (
+                yield context.task_all(
+                    [
+                        context.call_activity_with_retry(
+                            names.PROBE_ACTIVITY,
+                            INFRASTRUCTURE_RETRY,
+                            encode(
+                                ProbeInput(
+                                    run_id=batch.run_id,
+                                    ordinal=ordinal,
+                                    attempt=attempt,
+                                    final=attempt >= batch.max_attempts,
+                                )
+                            ),
+                        )
+                        for ordinal, attempt in pending
+                    ]
+                )
+            )
+        ]
+        add_outcomes(result.by_model, outcomes)
+        attempts = dict(pending)
+        retries = [outcome for outcome in outcomes if outcome.outcome == "retry"]
+        if not retries:
+            break
+        delay = max(
+            retry_delay(batch.run_id, o.ordinal, attempts[o.ordinal], o.retry_after)
+            for o in retries
+        )
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+        pending = [(o.ordinal, attempts[o.ordinal] + 1) for o in retries]
+    return encode(result)
