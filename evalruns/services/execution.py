@@ -25,11 +25,12 @@ from evalruns.domain.transcripts import (
 from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
+    ErrorCode,
     Message,
     ProviderError,
 )
 from evalruns.providers.catalog import ResolvedModel
-from evalruns.providers.registry import provider_for
+from evalruns.providers.registry import ProviderNotConfiguredError, open_provider
 from evalruns.services.container import Services
 from evalruns.storage.runs import StoredRun
 
@@ -107,9 +108,9 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
         cost_output_per_million=job.model.cost_output_per_million,
     )
     started = time.perf_counter()
-    provider = provider_for(resolved, services.settings)
     try:
-        result = await provider.complete(request)
+        async with open_provider(resolved, services.settings) as provider:
+            result = await provider.complete(request)
     except ProviderError as error:
         if error.retryable and not probe.final:
             log.info("retryable provider error %s", error.code, extra=log_extra)
@@ -121,10 +122,11 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
             )
         log.warning("job failed: %s", error.code, extra=log_extra)
         outcome = _failure(error)
+    except ProviderNotConfiguredError as error:
+        log.warning("job failed: provider not configured", extra=log_extra)
+        outcome = _failure(ProviderError(str(error), code=ErrorCode.AUTHENTICATION))
     else:
         outcome = _success(result, resolved)
-    finally:
-        await provider.aclose()
     duration_ms = round((time.perf_counter() - started) * 1000)
     transcript = _transcript(job, probe, request, duration_ms, existing, outcome)
     await asyncio.to_thread(services.transcripts.put, transcript)

@@ -1,0 +1,71 @@
+"""Invoking the app's registered functions the way the Python worker does, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from functools import cache
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+
+from function_app import app
+
+BASE_URL = "http://localhost:7071"
+# A client binding whose endpoints refuse connections: for routes that fail before using it.
+UNREACHABLE_CLIENT = json.dumps(
+    {
+        "taskHubName": "evalruns",
+        "creationUrls": {},
+        "managementUrls": {},
+        "baseUrl": "http://127.0.0.1:9/runtime/webhooks/durabletask",
+        "requiredQueryStringParameters": "code=test",
+        "rpcBaseUrl": "http://127.0.0.1:9/durabletask/",
+        "httpBaseUrl": "http://127.0.0.1:9/runtime/webhooks/durabletask",
+    }
+)
+
+
+@cache
+def registered_functions() -> dict[str, Any]:
+    """Indexed once: the app refuses to index twice (it checks names are unique)."""
+    return {function.get_function_name(): function for function in app.get_functions()}
+
+
+def call_http(
+    name: str,
+    method: str = "GET",
+    path: str = "/",
+    *,
+    body: Any = None,
+    raw_body: bytes | None = None,
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    client: str | None = None,
+) -> func.HttpResponse:
+    """Call HTTP function `name` with a real HttpRequest, as the worker would."""
+    function = registered_functions()[name]
+    data = raw_body if raw_body is not None else b"" if body is None else json.dumps(body).encode()
+    query = f"?{urlencode(params)}" if params else ""
+    request = func.HttpRequest(
+        method=method,
+        url=f"{BASE_URL}{path}{query}",
+        headers={"content-type": "application/json"},
+        params=params or {},
+        route_params=route_params or {},
+        body=data,
+    )
+    kwargs: dict[str, Any] = {"req": request}
+    if any(binding.type == "durableClient" for binding in function.get_bindings()):
+        kwargs["client"] = client or UNREACHABLE_CLIENT
+    result = function.get_user_function()(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    assert isinstance(result, func.HttpResponse)
+    return result
+
+
+def json_body(response: func.HttpResponse) -> Any:
+    return json.loads(response.get_body())
