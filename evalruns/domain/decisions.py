@@ -8,8 +8,8 @@ OTHER = "other"
 ERROR = "error"
 PENDING = "pending"
 
-_RATING = re.compile(r"rating\s*[:=]?\s*\**\s*([1-5])(?![\d.]\d)(?!\d)", re.IGNORECASE)
-_STANDALONE = re.compile(r"(?<![\w.])([1-5])(?![\w]|[.,]\d)")
+_RATING = re.compile(r"rating\**\s*[:=]?\s*\**\s*([1-5])(?![\d.,]\d)(?!\d)", re.IGNORECASE)
+_STANDALONE = re.compile(r"(?<![\w.])(?<!\d,)([1-5])(?![\w]|[.,]\d)")
 
 
 def extract_decision(text: str) -> str:

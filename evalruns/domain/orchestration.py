@@ -17,6 +17,8 @@ from evalruns.domain.runs import ModelProgress, Progress, RunStatus
 # Retry backoff for retryable provider errors without a Retry-After of their own.
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 120.0
+# A provider's own Retry-After is honoured up to this (retrying earlier only earns another 429).
+RETRY_AFTER_MAX_SECONDS = 3600.0
 # Waves of batches per orchestrator generation before continue-as-new bounds its history.
 WAVES_PER_GENERATION = 8
 # A progress snapshot is persisted at least this often while jobs finish.
@@ -114,7 +116,7 @@ def retry_delay(run_id: str, ordinal: int, attempt: int, retry_after: float | No
     digest = hashlib.sha256(f"{run_id}:{ordinal}:{attempt}".encode()).digest()
     jitter = 1 + (digest[0] / 255) * 0.25
     if retry_after is not None and retry_after > 0:
-        return min(BACKOFF_MAX_SECONDS, retry_after * jitter)
+        return min(RETRY_AFTER_MAX_SECONDS, retry_after * jitter)
     return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** (attempt - 1) * jitter)
 
 

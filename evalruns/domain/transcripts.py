@@ -25,7 +25,7 @@ class TranscriptStatus(StrEnum):
 
 def job_key(model_id: str, scenario_id: str, sample: int) -> str:
     """The deterministic key of a job, also its transcript's id."""
-    if not MODEL_ID_PATTERN.match(model_id):
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
         raise ValueError(f"model id {model_id!r} cannot be part of a key")
     return KEY_SEPARATOR.join((model_id, scenario_id, f"{sample:0{SAMPLE_WIDTH}d}"))
 

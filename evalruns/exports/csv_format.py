@@ -45,7 +45,8 @@ def neutralise(cell: str) -> str:
 
 
 def header(dimension_names: Sequence[str]) -> list[str]:
-    return [*LEADING_COLUMNS, *sorted(dimension_names), *MIDDLE_COLUMNS, *TRAILING_COLUMNS]
+    columns = [*LEADING_COLUMNS, *sorted(dimension_names), *MIDDLE_COLUMNS, *TRAILING_COLUMNS]
+    return [neutralise(column) for column in columns]
 
 
 def row(transcript: Transcript, dimension_names: Sequence[str]) -> list[str]:
