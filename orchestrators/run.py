@@ -44,7 +44,8 @@ def run_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, 
     try:
         return (yield from _run(context, state))
     except Exception as error:
-        failed = SaveRunInput(run_id=state.run_id, status=RunStatus.FAILED, error=str(error))
+        reason = (str(error).strip().splitlines() or ["the orchestration failed"])[0]
+        failed = SaveRunInput(run_id=state.run_id, status=RunStatus.FAILED, error=reason[:500])
         yield context.call_activity_with_retry(
             names.SAVE_RUN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(failed)
         )

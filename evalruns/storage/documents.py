@@ -16,8 +16,10 @@ from evalruns.storage.limits import (
     MAX_ENTITY_BYTES,
     MAX_PROPERTY_BYTES,
     check_entity,
+    check_key,
     entity_bytes,
     utf16_bytes,
+    wire_bytes,
 )
 
 DOC_PREFIX = "Doc"
@@ -31,8 +33,12 @@ def split_utf16(text: str, limit: int = _CHUNK_BYTES) -> Iterator[str]:
     start = 0
     while start < len(text):
         end = min(len(text), start + limit // 2)
-        while utf16_bytes(text[start:end]) > limit:
-            end -= 1
+        excess = utf16_bytes(text[start:end]) - limit
+        while excess > 0:
+            # A character takes 2 or 4 bytes: dropping a quarter of the excess (rounded up)
+            # at least halves it and leaves at most 3 bytes of the limit unused.
+            end -= -(-excess // 4)
+            excess = utf16_bytes(text[start:end]) - limit
         yield text[start:end]
         start = end
 
@@ -41,11 +47,16 @@ def build_entity(
     partition: str, row: str, columns: Mapping[str, Any], document: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The entity holding `document`, or None when it must spill to Blob."""
+    # Refuse bad keys before anything (a spilled blob included) is written under them.
+    check_key(partition)
+    check_key(row)
     entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": row, **columns}
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     for index, chunk in enumerate(split_utf16(text)):
         entity[f"{DOC_PREFIX}{index}"] = chunk
-    if entity_bytes(entity) > MAX_ENTITY_BYTES - ENTITY_HEADROOM_BYTES:
+    # Azure measures UTF-16; Azurite measures the request body, where non-ASCII is escaped.
+    limit = MAX_ENTITY_BYTES - ENTITY_HEADROOM_BYTES
+    if entity_bytes(entity) > limit or wire_bytes(entity) > limit:
         return None
     check_entity(entity)
     return entity

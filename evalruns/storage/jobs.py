@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
@@ -10,7 +11,7 @@ from azure.data.tables import TableClient, UpdateMode
 from evalruns.domain.transcripts import Job
 from evalruns.errors import NotFound
 from evalruns.storage.documents import build_entity, read_document
-from evalruns.storage.limits import LimitExceeded, transactions
+from evalruns.storage.limits import LimitExceeded, is_valid_key, transactions, wire_bytes
 
 ORDINAL_WIDTH = 7
 
@@ -19,25 +20,30 @@ def _row(ordinal: int) -> str:
     return f"{ordinal:0{ORDINAL_WIDTH}d}"
 
 
+def _entity(job: Job) -> dict[str, Any]:
+    entity = build_entity(job.run_id, _row(job.ordinal), {}, job.to_json_dict())
+    if entity is None:
+        raise LimitExceeded(f"job {job.key} is too large to store")
+    return entity
+
+
 class JobRepository:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
     def put_all(self, jobs: Iterable[Job]) -> int:
-        """Upsert jobs in transactions of 100 (all of one run): re-planning is harmless."""
+        """Upsert jobs in transactions of at most 100 and 4 MiB (all of one run): re-planning
+        is harmless."""
         count = 0
-        for group in transactions(jobs):
-            operations = []
-            for job in group:
-                entity = build_entity(job.run_id, _row(job.ordinal), {}, job.to_json_dict())
-                if entity is None:
-                    raise LimitExceeded(f"job {job.key} is too large to store")
-                operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+        for group in transactions(map(_entity, jobs), weight=wire_bytes):
+            operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in group]
             self._table.submit_transaction(operations)
             count += len(operations)
         return count
 
     def get(self, run_id: str, ordinal: int) -> Job:
+        if not is_valid_key(run_id):
+            raise NotFound(f"run {run_id!r} has no job {ordinal}")
         try:
             entity = self._table.get_entity(run_id, _row(ordinal))
         except ResourceNotFoundError as exc:

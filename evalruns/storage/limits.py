@@ -6,10 +6,10 @@ keys may not contain `/ \\ # ?` or control characters.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 MAX_PROPERTY_BYTES = 64 * 1024
@@ -17,6 +17,9 @@ MAX_ENTITY_BYTES = 1024 * 1024
 MAX_KEY_BYTES = 1024
 MAX_CUSTOM_PROPERTIES = 252
 MAX_BATCH_OPERATIONS = 100
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+# Room left in a transaction for its multipart framing (well under 1 KiB per operation).
+BATCH_HEADROOM_BYTES = 256 * 1024
 # Room left for system properties and the per-entity overhead Azure counts.
 ENTITY_HEADROOM_BYTES = 8 * 1024
 
@@ -64,6 +67,15 @@ def entity_bytes(entity: Mapping[str, Any]) -> int:
     return size
 
 
+def wire_bytes(entity: Mapping[str, Any]) -> int:
+    """The request body as the SDK sends it (JSON, non-ASCII escaped as \\uXXXX).
+
+    Transactions are limited to 4 MiB of it, and Azurite refuses an entity whose body is over
+    1 MiB, which non-ASCII text reaches long before Azure's UTF-16 measure does.
+    """
+    return len(json.dumps(entity, default=str))
+
+
 def check_entity(entity: Mapping[str, Any]) -> None:
     check_key(entity["PartitionKey"])
     check_key(entity["RowKey"])
@@ -77,8 +89,20 @@ def check_entity(entity: Mapping[str, Any]) -> None:
         raise LimitExceeded(f"entity is over {MAX_ENTITY_BYTES} bytes")
 
 
-def transactions(operations: Iterable[Any]) -> Iterator[list[Any]]:
-    """Groups of at most 100 operations, the most one Table transaction may hold."""
-    iterator = iter(operations)
-    while group := list(islice(iterator, MAX_BATCH_OPERATIONS)):
+def transactions(
+    operations: Iterable[Any], weight: Callable[[Any], int] = lambda _: 0
+) -> Iterator[list[Any]]:
+    """Groups of at most 100 operations, the most one Table transaction may hold, and, when
+    `weight` gives each one's request bytes, of at most 4 MiB (less framing headroom)."""
+    group: list[Any] = []
+    size = 0
+    for operation in operations:
+        operation_size = weight(operation)
+        full = len(group) == MAX_BATCH_OPERATIONS
+        if group and (full or size + operation_size > MAX_BATCH_BYTES - BATCH_HEADROOM_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(operation)
+        size += operation_size
+    if group:
         yield group

@@ -1,0 +1,361 @@
+"""The Python worker's side: finding Durable functions in a ``DFApp`` and invoking them.
+
+Functions are invoked the way ``azure-functions-python-worker`` does it: arguments go through
+the binding converters of ``azure.functions`` (``OrchestrationTriggerConverter``,
+``ActivityTriggerConverter``), results are encoded by the same converters, and an exception
+reaches the host as an ``RpcException`` whose message is
+``"Result: Failure\\nException: {Type}: {message}\\nStack: {trace}"`` (worker
+``dispatcher._serialize_exception``, host ``RpcException``). The extension parses that text
+(``OutOfProcExceptionHelpers``), so failures are reproduced byte for byte where it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+import traceback
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.decorators.function_app import Function, FunctionRegister
+from azure.functions.durable_functions import (
+    ActivityTriggerConverter,
+    OrchestrationTriggerConverter,
+)
+
+from ._history import dumps
+
+ORCHESTRATION_TRIGGER = "orchestrationTrigger"
+ACTIVITY_TRIGGER = "activityTrigger"
+
+_RESULT_LABEL = "Result:"
+_MESSAGE_LABEL = "\nException:"
+_STACK_LABEL = "\nStack:"
+_OUT_OF_PROC_DATA_LABEL = "\n\n$OutOfProcData$:"
+
+
+class EngineConfigurationError(Exception):
+    """The app cannot be hosted as written (the real host would refuse it as well)."""
+
+
+@dataclass(frozen=True)
+class DurableFunction:
+    """An orchestrator or activity as the extension registers it."""
+
+    name: str
+    """Durable name: the trigger's ``orchestration``/``activity`` or the function name."""
+    binding_name: str
+    """The trigger parameter, through which the worker passes the context or input."""
+    user_function: Callable[..., Any]
+    accepts_context: bool
+    """Whether the function declares ``context`` (the worker passes ``func.Context`` then)."""
+
+
+_FUNCTIONS: weakref.WeakKeyDictionary[FunctionRegister, list[Function]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def app_functions(app: FunctionRegister) -> list[Function]:
+    """``app.get_functions()``, cached per app.
+
+    The SDK remembers the names it indexed (``functions_bindings``) and rejects a second call
+    as duplicate names; the worker only ever indexes an app once. Clearing that memo first
+    lets an app that something else already indexed be indexed again, with the same result.
+    """
+    functions = _FUNCTIONS.get(app)
+    if functions is None:
+        app.functions_bindings = None
+        functions = _FUNCTIONS[app] = app.get_functions()
+    return functions
+
+
+class FunctionCatalog:
+    """Orchestrators and activities of an app; lookups ignore case like ``FunctionName``."""
+
+    def __init__(self, app: FunctionRegister) -> None:
+        self._orchestrators: dict[str, DurableFunction] = {}
+        self._activities: dict[str, DurableFunction] = {}
+        for function in app_functions(app):
+            trigger = function.get_trigger()
+            if trigger is None:
+                continue
+            kind = trigger.get_binding_name()
+            if kind == ORCHESTRATION_TRIGGER:
+                durable_name = getattr(trigger, "orchestration", None)
+                registry = self._orchestrators
+            elif kind == ACTIVITY_TRIGGER:
+                durable_name = getattr(trigger, "activity", None)
+                registry = self._activities
+            else:
+                continue
+            name = durable_name or function.get_function_name() or ""
+            entry = _describe(name, trigger.name, function.get_user_function())
+            if name.casefold() in registry:
+                raise EngineConfigurationError(f"Two {kind} functions are named {name!r}")
+            registry[name.casefold()] = entry
+
+    def orchestrator(self, name: str) -> DurableFunction | None:
+        return self._orchestrators.get(name.casefold())
+
+    def activity(self, name: str) -> DurableFunction | None:
+        return self._activities.get(name.casefold())
+
+    @property
+    def orchestrator_names(self) -> list[str]:
+        return [entry.name for entry in self._orchestrators.values()]
+
+    @property
+    def activity_names(self) -> list[str]:
+        return [entry.name for entry in self._activities.values()]
+
+
+def unknown_function_message(name: str, kind: str, known: list[str]) -> str:
+    """``GetInvalidActivityFunctionMessage`` / ``GetInvalidOrchestratorFunctionMessage``."""
+    if known:
+        listed = "', '".join(known)
+        info = f"The following are the known {kind} functions: '{listed}'."
+    else:
+        info = f"No {kind} functions are currently registered!"
+    return (
+        f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. "
+        f"Additional info: {info}"
+    )
+
+
+def _describe(name: str, binding_name: str, user_function: Callable[..., Any]) -> DurableFunction:
+    parameters = inspect.signature(user_function).parameters
+    if binding_name not in parameters:
+        raise EngineConfigurationError(
+            f"Function {name!r}: the trigger binds {binding_name!r} but the Python function has "
+            f"no such parameter (the worker would refuse to index it)"
+        )
+    unsupported = [
+        parameter.name
+        for parameter in parameters.values()
+        if parameter.name not in (binding_name, "context")
+        and parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if unsupported:
+        raise EngineConfigurationError(
+            f"Function {name!r} needs bindings this engine cannot supply: {unsupported}"
+        )
+    return DurableFunction(name, binding_name, user_function, "context" in parameters)
+
+
+@dataclass(frozen=True)
+class FunctionOutcome:
+    """What the host learns from one invocation: a return value or an ``RpcException``."""
+
+    returned: Any = None
+    rpc_error: str | None = None
+
+
+def rpc_exception_message(error: BaseException) -> str:
+    """The host's ``RpcException`` message for an exception raised by Python code."""
+    try:
+        message = f"{type(error).__name__}: {error}"
+    except Exception:
+        message = "Unhandled exception in function. Could not serialize original exception message."
+    stack = "".join(traceback.extract_tb(error.__traceback__).format())
+    return f"Result: Failure{_MESSAGE_LABEL} {message}{_STACK_LABEL} {stack}"
+
+
+def _out_of_proc_message(rpc_message: str) -> str | None:
+    """``OutOfProcExceptionHelpers.TryGetFullOutOfProcMessage``."""
+    if not (
+        rpc_message.startswith(_RESULT_LABEL)
+        and _MESSAGE_LABEL in rpc_message
+        and _STACK_LABEL in rpc_message
+    ):
+        return None
+    start = rpc_message.index(_MESSAGE_LABEL) + len(_MESSAGE_LABEL)
+    return rpc_message[start : rpc_message.index(_STACK_LABEL)]
+
+
+def extract_out_of_proc_state(rpc_message: str) -> str | None:
+    """``TryExtractOutOfProcStateJson``: the orchestrator state after ``$OutOfProcData$:``."""
+    message = _out_of_proc_message(rpc_message)
+    if message is None or _OUT_OF_PROC_DATA_LABEL not in message:
+        return None
+    return message[message.index(_OUT_OF_PROC_DATA_LABEL) + len(_OUT_OF_PROC_DATA_LABEL) :]
+
+
+def friendly_message(rpc_message: str) -> str:
+    """``TryGetExceptionWithFriendlyMessage``: the text between the labels (leading space kept)."""
+    message = _out_of_proc_message(rpc_message)
+    if message is None:
+        return rpc_message
+    if _OUT_OF_PROC_DATA_LABEL in message:
+        return message[: message.index(_OUT_OF_PROC_DATA_LABEL)]
+    return message
+
+
+def remote_stack(rpc_message: str) -> str:
+    return rpc_message.split(_STACK_LABEL, 1)[1].lstrip() if _STACK_LABEL in rpc_message else ""
+
+
+def serialized_cause(message: str, rpc_message: str) -> str:
+    """An approximation of ``Utils.SerializeCause`` for the exception the extension reports.
+
+    The real value is Newtonsoft's serialisation of a ``System.Exception`` wrapping the host's
+    ``RpcException``; the SDK only ever embeds it in an error message, so the shape is kept
+    and .NET-only members are left null.
+    """
+
+    def exception(class_name: str, text: str, inner: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "ClassName": class_name,
+            "Message": text,
+            "Data": None,
+            "InnerException": inner,
+            "HelpURL": None,
+            "StackTraceString": None,
+            "RemoteStackTraceString": None,
+            "RemoteStackIndex": 0,
+            "ExceptionMethod": None,
+            "HResult": -2146233088,
+            "Source": None,
+            "WatsonBuckets": None,
+        }
+
+    rpc = exception("Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException", rpc_message, None)
+    return dumps(exception("System.Exception", message, rpc))
+
+
+class _InvocationContext(func.Context):
+    """The ``func.Context`` the worker passes to a function declaring a ``context`` parameter."""
+
+    def __init__(self, function_name: str) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._storage = threading.local()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return self._storage
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return str(Path.cwd())
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+
+def invoke_orchestrator(function: DurableFunction, context_json: str) -> FunctionOutcome:
+    """Invoke an orchestrator with the extension's context JSON, as the worker would."""
+    context = OrchestrationTriggerConverter.decode(
+        meta.Datum(context_json, "string"), trigger_metadata=None
+    )
+    try:
+        returned = function.user_function(**{function.binding_name: context})
+        encoded = OrchestrationTriggerConverter.encode(returned, expected_type=None)
+    except Exception as error:
+        return FunctionOutcome(rpc_error=rpc_exception_message(error))
+    return FunctionOutcome(returned=encoded.value)
+
+
+@dataclass(frozen=True)
+class ActivityOutcome:
+    """``TaskCompleted.Result``, or ``TaskFailed.Reason``/``Details`` as the extension records."""
+
+    result: str | None = None
+    failed: bool = False
+    reason: str | None = None
+    details: str | None = None
+
+
+def invoke_activity(
+    function: DurableFunction,
+    input_text: Any,
+    run_coroutine: Callable[[Any], Any],
+) -> ActivityOutcome:
+    """Run an activity in-process with the worker's input decoding and output encoding."""
+    try:
+        value = ActivityTriggerConverter.decode(
+            meta.Datum(input_text, "string"), trigger_metadata=None
+        )
+        arguments: dict[str, Any] = {function.binding_name: value}
+        if function.accepts_context and function.binding_name != "context":
+            arguments["context"] = _InvocationContext(function.name)
+        output = function.user_function(**arguments)
+        if inspect.isawaitable(output):
+            output = run_coroutine(output)
+        encoded = ActivityTriggerConverter.encode(output, expected_type=None)
+        parsed = json.loads(encoded.value)
+    except Exception as error:
+        rpc_message = rpc_exception_message(error)
+        message = friendly_message(rpc_message)
+        return ActivityOutcome(
+            failed=True,
+            reason=f"Activity function '{function.name}' failed: {message}",
+            details=serialized_cause(message, rpc_message),
+        )
+    # The host turns a JSON ``null`` return into no output at all (``SetOutput(null)``).
+    return ActivityOutcome(result=None if parsed is None else dumps(parsed))
+
+
+class AsyncRunner:
+    """A private event loop on its own thread, where ``async`` activities run.
+
+    Like the worker, which awaits ``async`` functions on its event loop; owning the loop (and
+    reusing it across calls) keeps activities independent of whatever loop a test runs.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, awaitable: Any) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="durable-engine-loop", daemon=True
+            )
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self._loop).result()
+
+    def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(_cancel_remaining(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        self._loop = self._thread = None
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def _cancel_remaining() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,53 @@
+"""In-process Durable Functions engine for tests (public names; the code is in ``durable/``)."""
+
+from __future__ import annotations
+
+from tests.support.durable import (
+    ActivityCall,
+    DiscardedMessage,
+    DurableEngine,
+    DurableEngineError,
+    EngineConfigurationError,
+    EngineLimitation,
+    EventType,
+    InstanceExistsError,
+    InstanceGoneError,
+    InstanceInfo,
+    InstanceNotFoundError,
+    InstanceSnapshot,
+    InvalidInstanceIdError,
+    OrchestrationStatus,
+    OrchestrationStatusView,
+    OrchestrationStuck,
+    RpcServer,
+    Step,
+    UnknownFunctionError,
+    VirtualClock,
+    app_functions,
+    running_engine,
+)
+
+__all__ = [
+    "ActivityCall",
+    "DiscardedMessage",
+    "DurableEngine",
+    "DurableEngineError",
+    "EngineConfigurationError",
+    "EngineLimitation",
+    "EventType",
+    "InstanceExistsError",
+    "InstanceGoneError",
+    "InstanceInfo",
+    "InstanceNotFoundError",
+    "InstanceSnapshot",
+    "InvalidInstanceIdError",
+    "OrchestrationStatus",
+    "OrchestrationStatusView",
+    "OrchestrationStuck",
+    "RpcServer",
+    "Step",
+    "UnknownFunctionError",
+    "VirtualClock",
+    "app_functions",
+    "running_engine",
+]
