@@ -83,7 +83,9 @@ async def runs_get(
             status = await client.get_status(run.id)
             run = with_live_progress(run, status.custom_status)
         except Exception:
-            log.warning("live progress of run %s unavailable; showing the snapshot", run.id)
+            log.warning(
+                "live progress of run %s unavailable; showing the snapshot", run.id, exc_info=True
+            )
     return json_response(run.to_json_dict())
 
 

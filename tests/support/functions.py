@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
 import azure.functions as func
 
 from function_app import app
+from tests.support.durable_replay import app_functions
 
 BASE_URL = "http://localhost:7071"
 # A client binding whose endpoints refuse connections: for routes that fail before using it.
@@ -28,10 +28,13 @@ UNREACHABLE_CLIENT = json.dumps(
 )
 
 
-@cache
+# The Python worker runs every async function on one long-lived loop, and the Durable client
+# keeps a session bound to it: so do we.
+_WORKER_LOOP = asyncio.new_event_loop()
+
+
 def registered_functions() -> dict[str, Any]:
-    """Indexed once: the app refuses to index twice (it checks names are unique)."""
-    return {function.get_function_name(): function for function in app.get_functions()}
+    return {function.get_function_name(): function for function in app_functions(app)}
 
 
 def call_http(
@@ -62,7 +65,7 @@ def call_http(
         kwargs["client"] = client or UNREACHABLE_CLIENT
     result = function.get_user_function()(**kwargs)
     if inspect.isawaitable(result):
-        result = asyncio.run(result)
+        result = _WORKER_LOOP.run_until_complete(result)
     assert isinstance(result, func.HttpResponse)
     return result
 
