@@ -1,15 +1,20 @@
-"""Shared fixtures: one Azurite per test session, and services bound to it."""
+"""Shared fixtures: one Azurite per test session, services bound to it, and the app on the
+in-process Durable engine."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+import function_app
+from evalruns.providers.mock import MockProvider
 from evalruns.services import Services, reset_services
 from evalruns.settings import Settings
 from tests.support.azurite import Azurite, running_azurite
+from tests.support.durable_replay import DurableEngine, running_engine
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,24 @@ def services(azurite: Azurite) -> Iterator[Services]:
     reset_services(instance)
     yield instance
     reset_services(None)
+
+
+@pytest.fixture
+def configure(azurite: Azurite) -> Iterator[Callable[..., Services]]:
+    """Install services with setting overrides (mock faults, batch sizes...) for one test."""
+
+    def install(**overrides: Any) -> Services:
+        installed = make_services(azurite, **overrides)
+        reset_services(installed)
+        return installed
+
+    MockProvider.calls.clear()
+    yield install
+    reset_services(None)
+
+
+@pytest.fixture
+def engine() -> Iterator[DurableEngine]:
+    """The evalruns app on the in-process Durable engine (activities run for real)."""
+    with running_engine(function_app.app) as instance:
+        yield instance

@@ -6,26 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-import function_app
 from evalruns.services import Services
 from tests.http.test_definitions_api import assert_problem, create, example
-from tests.orchestration.conftest import configure  # noqa: F401 (fixture)
-from tests.support.durable_replay import DurableEngine, running_engine
+from tests.support.durable_replay import DurableEngine
 from tests.support.functions import call_http, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def engine() -> Iterator[DurableEngine]:
-    with running_engine(function_app.app) as instance:
-        yield instance
 
 
 def start(engine: DurableEngine, body: dict[str, Any]) -> Any:
@@ -41,7 +33,7 @@ def get_run(engine: DurableEngine, run_id: str) -> dict[str, Any]:
 
 def test_run_over_the_api_from_start_to_export(
     configure: Callable[..., Services],
-    engine: DurableEngine,  # noqa: F811
+    engine: DurableEngine,
 ) -> None:
     configure(batch_size=4, parallel_batches=1)
     definition = create(example("shift_policy"))

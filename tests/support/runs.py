@@ -1,46 +1,17 @@
-"""The evalruns app on the in-process Durable engine, with activities on a real Azurite."""
+"""Building runs for tests: grid definitions and runs started on the in-process engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
-import function_app
 from evalruns import names
 from evalruns.domain.definitions import DefinitionInput
 from evalruns.domain.orchestration import RunState
 from evalruns.domain.runs import RunRequest
-from evalruns.providers.mock import MockProvider
-from evalruns.services import Services, reset_services
+from evalruns.services import Services
 from evalruns.services.runs import create_run
 from evalruns.storage.runs import StoredRun
-from tests.conftest import make_services
-from tests.support.azurite import Azurite
-from tests.support.durable_replay import DurableEngine, running_engine
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def engine() -> Iterator[DurableEngine]:
-    with running_engine(function_app.app) as instance:
-        yield instance
-
-
-@pytest.fixture
-def configure(azurite: Azurite) -> Iterator[Callable[..., Services]]:
-    """Install services with setting overrides (mock faults, batch sizes...) for one test."""
-
-    def install(**overrides: Any) -> Services:
-        services = make_services(azurite, **overrides)
-        reset_services(services)
-        return services
-
-    MockProvider.calls.clear()
-    yield install
-    reset_services(None)
+from tests.support.durable_replay import DurableEngine
 
 
 def grid_definition(*sizes: int) -> DefinitionInput:
