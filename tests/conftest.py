@@ -14,7 +14,7 @@ from evalruns.providers.mock import MockProvider
 from evalruns.services import Services, reset_services
 from evalruns.settings import Settings
 from tests.support.azurite import Azurite, running_azurite
-from tests.support.durable_replay import DurableEngine, running_engine
+from tests.support.durable import DurableEngine, running_engine
 
 
 @pytest.fixture(scope="session")

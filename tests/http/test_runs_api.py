@@ -14,7 +14,7 @@ import pytest
 
 from evalruns.services import Services
 from tests.http.test_definitions_api import assert_problem, create, example
-from tests.support.durable_replay import DurableEngine
+from tests.support.durable import DurableEngine
 from tests.support.functions import call_http, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 from function_app import app
-from tests.support.durable_replay import app_functions
+from tests.support.durable import app_functions
 
 BASE_URL = "http://localhost:7071"
 # A client binding whose endpoints refuse connections: for routes that fail before using it.

@@ -11,7 +11,7 @@ from evalruns.domain.runs import RunRequest
 from evalruns.services import Services
 from evalruns.services.runs import create_run
 from evalruns.storage.runs import StoredRun
-from tests.support.durable_replay import DurableEngine
+from tests.support.durable import DurableEngine
 
 
 def grid_definition(*sizes: int) -> DefinitionInput:
