@@ -106,11 +106,11 @@ def get_run(services: Services, run_id: str) -> StoredRun:
 
 
 def with_live_progress(run: Run, custom_status: Any) -> Run:
-    """The run with the orchestration's live progress, when it reports any."""
+    """The run with the orchestration's live progress (its custom status), when it has one."""
     if run.status.is_terminal or not isinstance(custom_status, dict):
         return run
     try:
-        progress = Progress.model_validate(custom_status.get("progress", custom_status))
+        progress = Progress.model_validate(custom_status)
     except ValueError:
         return run
     return run.model_copy(update={"progress": progress, "cost_usd": progress.cost_usd})
