@@ -83,10 +83,6 @@ class StorageClients:
                     self._ready.add(name)
         return client
 
-    def ping(self) -> None:
-        """Raises when the account is unreachable (health checks)."""
-        next(iter(self.tables.list_tables(results_per_page=1)), None)
-
 
 def _identity() -> TokenCredential:
     """A managed identity (or developer login) credential, imported only when needed."""

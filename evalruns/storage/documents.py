@@ -79,8 +79,3 @@ def read_document(entity: Mapping[str, Any]) -> dict[str, Any]:
         index += 1
     loaded: dict[str, Any] = json.loads("".join(parts))
     return loaded
-
-
-def doc_properties(entity: Mapping[str, Any]) -> list[str]:
-    """Names of the document properties, for selecting only what a reader needs."""
-    return [name for name in entity if name.startswith(DOC_PREFIX)]
