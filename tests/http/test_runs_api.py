@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devhost.durable import DurableEngine
 from evalruns.services import Services
 from tests.http.test_definitions_api import assert_problem, create, example
-from tests.support.durable import DurableEngine
 from tests.support.functions import call_http, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
+from devhost.durable import DurableEngine, EventType
 from evalruns import names
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.providers.mock import MockProvider
 from evalruns.services import Services
-from tests.support.durable import DurableEngine, EventType
 from tests.support.runs import grid_definition, start_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
+from devhost.durable import app_functions
 from function_app import app
-from tests.support.durable import app_functions
 
 BASE_URL = "http://localhost:7071"
 # A client binding whose endpoints refuse connections: for routes that fail before using it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devhost.durable import DurableEngine
 from evalruns import names
 from evalruns.domain.definitions import DefinitionInput
 from evalruns.domain.orchestration import RunState
@@ -11,7 +12,6 @@ from evalruns.domain.runs import RunRequest
 from evalruns.services import Services
 from evalruns.services.runs import create_run
 from evalruns.storage.runs import StoredRun
-from tests.support.durable import DurableEngine
 
 
 def grid_definition(*sizes: int) -> DefinitionInput:

@@ -19,7 +19,7 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.models.utils import http_utils
 
-from tests.support.durable import (
+from devhost.durable import (
     DurableEngine,
     EventType,
     OrchestrationStuck,
