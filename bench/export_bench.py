@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from devhost.azurite import running_azurite  # noqa: E402
 from evalruns.domain.definitions import Definition  # noqa: E402
 from evalruns.domain.runs import Progress, RunConfig, RunModel, RunStatus  # noqa: E402
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn, job_key  # noqa: E402
@@ -32,7 +33,6 @@ from evalruns.exports.service import export_run  # noqa: E402
 from evalruns.services import Services  # noqa: E402
 from evalruns.settings import Settings  # noqa: E402
 from evalruns.storage.runs import StoredRun  # noqa: E402
-from tests.support.azurite import running_azurite  # noqa: E402
 
 MODELS = ["mock-small", "mock-large", "gpt-4o", "claude-3-5-sonnet-20241022"]
 SCENARIOS = 25

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 import function_app
+from devhost.azurite import Azurite, running_azurite
 from devhost.durable import DurableEngine, running_engine
 from evalruns.providers.mock import MockProvider
 from evalruns.services import Services, reset_services
 from evalruns.settings import Settings
-from tests.support.azurite import Azurite, running_azurite
 
 
 @pytest.fixture(scope="session")

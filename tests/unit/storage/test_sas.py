@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlparse
 from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobServiceClient, UserDelegationKey
 
+from devhost.azurite import ACCOUNT_KEY
 from evalruns.storage.sas import CLOCK_SKEW, read_link
-from tests.support.azurite import ACCOUNT_KEY
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
