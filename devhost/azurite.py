@@ -42,6 +42,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def usable_port(preferred: int) -> int:
+    """`preferred` when nothing listens there, else a free one."""
+    return free_port() if _listening(preferred) else preferred
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.2)
