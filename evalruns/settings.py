@@ -36,8 +36,8 @@ class Settings(BaseModel):
     spill_container: str = Field(default="evalruns-content")
     sas_expiry_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     task_hub: str = "evalruns"
-    batch_size: int = Field(default=20, ge=1, le=100)
-    parallel_batches: int = Field(default=4, ge=1, le=50)
+    batch_size: int = Field(default=16, ge=1, le=100)
+    parallel_batches: int = Field(default=8, ge=1, le=50)
     max_attempts: int = Field(default=4, ge=1, le=20)
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
     mock_latency_ms: float = Field(default=0.0, ge=0)
