@@ -8,27 +8,22 @@ keeps the stack up for exploration until Ctrl+C, stopping everything it started.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
+import threading
 from argparse import Namespace
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devhost.azurite import running_azurite, usable_port  # noqa: E402
+from devhost.process import running_devhost  # noqa: E402
 from evalruns.cli import cmd_watch  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
 
 SAMPLE = ROOT / "examples" / "library_funding.json"
 MODELS = ["mock-small", "mock-large"]
-READY_TIMEOUT_SECONDS = 90
 
 
 def main() -> int:
@@ -42,44 +37,18 @@ def main() -> int:
             f"Azurite: blob {azurite.blob_port}, queue {azurite.queue_port}, "
             f"table {azurite.table_port} (data in .azurite/)"
         )
-        port = usable_port(7071)
-        env = {**os.environ, "AzureWebJobsStorage": azurite.connection_string}
-        host = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--app", str(ROOT), "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-        )
+        env = {"AzureWebJobsStorage": azurite.connection_string}
         try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_ready(url, host)
-            demo(url)
-            print(f"\nThe stack is up: API {url}/api, OpenAPI {url}/api/openapi.json.")
-            print("Try: .venv/bin/evalruns --url", url, "list   — Ctrl+C stops everything.")
-            host.wait()
+            with running_devhost(
+                ROOT, env=env, port=usable_port(7071), ready_path="/api/openapi.json"
+            ) as url:
+                demo(url)
+                print(f"\nThe stack is up: API {url}/api, OpenAPI {url}/api/openapi.json")
+                print(f"Try: .venv/bin/evalruns --url {url} list    (Ctrl+C stops everything)")
+                threading.Event().wait()
         except KeyboardInterrupt:
             print("\nstopping devhost and Azurite")
-        finally:
-            if host.poll() is None:
-                host.send_signal(signal.SIGINT)
-                try:
-                    host.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    host.kill()
     return 0
-
-
-def wait_until_ready(url: str, host: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if host.poll() is not None:
-            raise SystemExit(f"devhost exited with code {host.returncode}")
-        try:
-            if httpx.get(f"{url}/api/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("devhost did not become ready in time")
 
 
 def demo(url: str) -> None:
