@@ -13,18 +13,22 @@ the rules of ``TaskOrchestrationContext`` (DurableTask.Core v2.17.1) govern the 
   activity keeps the instance ``Running`` until it finishes;
 * a sub-orchestration without an explicit id gets ``"{executionId}:{sequenceNumber}"``;
 * ``RetryInterceptor`` retries through durable timers and, after the last failed attempt,
-  still waits for one timer firing immediately (kept for replay compatibility).
+  still waits for one timer firing immediately (kept for replay compatibility);
+* suspension (``HandleExecutionSuspendedEvent``/``HandleExecutionResumedEvent``): while
+  suspended, every event but ``ExecutionResumed``/``ExecutionTerminated`` is queued unprocessed
+  and the pending decisions are set aside; resuming restores them and replays the queue in order.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._history import JsonDict, OrchestrationStatus, dumps
+from ._history import EventType, JsonDict, OrchestrationStatus, dumps
 from ._nettask import NetTask
 
 MAXIMUM_DELAY = timedelta(days=6)
@@ -162,6 +166,9 @@ class DtfxContext:
         self._open_tasks: dict[int, _OpenTask] = {}
         self._id_counter = 0
         self._completed_or_terminated = False
+        self.is_suspended = False
+        self._events_while_suspended: deque[JsonDict] = deque()
+        self._suspended_decisions: dict[int, Decision] = {}
 
     @property
     def has_open_tasks(self) -> bool:
@@ -285,6 +292,27 @@ class DtfxContext:
         task = self._pop_open(int(history_event["TimerId"]))
         if task is not None:
             task.completion.try_set_result(str(history_event["TimerId"]))
+
+    # -- suspension (TaskOrchestrationContext, DurableTask.Core v2.17.1) ----------------------
+
+    def handle_event_while_suspended(self, history_event: JsonDict) -> None:
+        """``HandleEventWhileSuspended``: hold everything but a repeated suspension."""
+        if history_event["EventType"] != EventType.EXECUTION_SUSPENDED:
+            self._events_while_suspended.append(history_event)
+
+    def handle_execution_suspended(self) -> None:
+        """``HandleExecutionSuspendedEvent``: decisions made so far wait for the resume."""
+        self.is_suspended = True
+        self._suspended_decisions.update(self.decisions)
+        self.decisions.clear()
+
+    def handle_execution_resumed(self, process: Callable[[JsonDict], None]) -> None:
+        """``HandleExecutionResumedEvent``: restore the decisions, then replay the held events."""
+        self.is_suspended = False
+        self.decisions.update(self._suspended_decisions)
+        self._suspended_decisions.clear()
+        while self._events_while_suspended:
+            process(self._events_while_suspended.popleft())
 
     # -- completion ----------------------------------------------------------------------------
 

@@ -399,6 +399,13 @@ class Instance:
             elif kind == EventType.EXECUTION_TERMINATED:
                 self.status = OrchestrationStatus.TERMINATED
                 self.output = history_event.get("Input")
+            elif kind in (EventType.EXECUTION_SUSPENDED, EventType.EXECUTION_RESUMED):
+                # The row's output holds the reason while suspended (and after resuming).
+                suspended = kind == EventType.EXECUTION_SUSPENDED
+                self.status = (
+                    OrchestrationStatus.SUSPENDED if suspended else OrchestrationStatus.RUNNING
+                )
+                self.output = history_event.get("Reason")
         self.custom_status = custom_status if custom_status is not None else "null"
         if new_events:
             self.last_updated_time = parse_datetime(new_events[-1]["Timestamp"])

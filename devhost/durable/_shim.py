@@ -16,7 +16,11 @@ history events in order. Rules reproduced here, with their sources:
   has completed;
 * external events (``DurableOrchestrationContext.RaiseEvent``): names are case-insensitive, an
   event with no waiter is buffered first-in first-out, and the newest waiter is served first;
-* custom status is limited to 16 KB of UTF-16; retry intervals to the provider's six days.
+* custom status is limited to 16 KB of UTF-16; retry intervals to the provider's six days;
+* suspension (``TaskOrchestrationExecutor.ProcessEvent``): while suspended, events other than
+  ``ExecutionResumed``/``ExecutionTerminated`` are held by the DTFx context (``_dtfx.py``) and
+  replayed in order on resume. The Python function still sees them in its history; the replay
+  of its actions stops at the first one whose completion is held.
 """
 
 from __future__ import annotations
@@ -479,8 +483,18 @@ def run_episode(
 
 
 def _process_event(history_event: JsonDict, dtfx: DtfxContext, context: ExtensionContext) -> None:
+    """``TaskOrchestrationExecutor.ProcessEvent`` (the caller handles ``ExecutionStarted``)."""
     kind = history_event["EventType"]
-    if kind == EventType.EXECUTION_TERMINATED:
+    if dtfx.is_suspended and kind not in (
+        EventType.EXECUTION_RESUMED,
+        EventType.EXECUTION_TERMINATED,
+    ):
+        dtfx.handle_event_while_suspended(history_event)
+    elif kind == EventType.EXECUTION_SUSPENDED:
+        dtfx.handle_execution_suspended()
+    elif kind == EventType.EXECUTION_RESUMED:
+        dtfx.handle_execution_resumed(lambda held: _process_event(held, dtfx, context))
+    elif kind == EventType.EXECUTION_TERMINATED:
         dtfx.complete_orchestration(
             history_event.get("Input"), None, OrchestrationStatus.TERMINATED
         )

@@ -36,6 +36,10 @@ class InstanceGoneError(DurableEngineError):
     """The instance already reached a terminal state (HTTP 410)."""
 
 
+class InvalidOperationError(DurableEngineError):
+    """``InvalidOperationException`` from ``SuspendAsync``/``ResumeAsync`` (HTTP 500)."""
+
+
 class VirtualClock:
     """UTC time that only moves when the engine (or a test) moves it."""
 
@@ -106,3 +110,20 @@ class InstanceInfo:
     open_task_ids: tuple[int, ...]
     buffered_events: tuple[str, ...]
     warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EngineSummary:
+    """Observability across every instance an engine knows (for benchmarks and logs)."""
+
+    instances: int
+    completed_instances: int
+    episodes: int
+    generations: int
+    orchestrator_cpu_seconds: float
+    history_events: int
+    """Events in the current histories of all instances."""
+    largest_history: int
+    """The longest history any instance has had (peak, over all of its generations)."""
+    largest_history_instance: str | None
+    activity_executions: int

@@ -295,27 +295,56 @@ def invoke_activity(
 ) -> ActivityOutcome:
     """Run an activity in-process with the worker's input decoding and output encoding."""
     try:
-        value = ActivityTriggerConverter.decode(
-            meta.Datum(input_text, "string"), trigger_metadata=None
-        )
-        arguments: dict[str, Any] = {function.binding_name: value}
-        if function.accepts_context and function.binding_name != "context":
-            arguments["context"] = _InvocationContext(function.name)
-        output = function.user_function(**arguments)
+        output = function.user_function(**_activity_arguments(function, input_text))
         if inspect.isawaitable(output):
             output = run_coroutine(output)
-        encoded = ActivityTriggerConverter.encode(output, expected_type=None)
-        parsed = json.loads(encoded.value)
+        return _activity_success(output)
     except Exception as error:
-        rpc_message = rpc_exception_message(error)
-        message = friendly_message(rpc_message)
-        return ActivityOutcome(
-            failed=True,
-            reason=f"Activity function '{function.name}' failed: {message}",
-            details=serialized_cause(message, rpc_message),
-        )
+        return _activity_failure(function, error)
+
+
+async def invoke_activity_async(function: DurableFunction, input_text: Any) -> ActivityOutcome:
+    """:func:`invoke_activity` for an ``async def`` activity, awaited on the running loop.
+
+    The worker awaits coroutine functions on its one event loop and runs the others in its
+    thread pool; callers choose with :func:`is_async_function`.
+    """
+    try:
+        output = function.user_function(**_activity_arguments(function, input_text))
+        if inspect.isawaitable(output):
+            output = await output
+        return _activity_success(output)
+    except Exception as error:
+        return _activity_failure(function, error)
+
+
+def is_async_function(function: DurableFunction) -> bool:
+    return inspect.iscoroutinefunction(function.user_function)
+
+
+def _activity_arguments(function: DurableFunction, input_text: Any) -> dict[str, Any]:
+    value = ActivityTriggerConverter.decode(meta.Datum(input_text, "string"), trigger_metadata=None)
+    arguments: dict[str, Any] = {function.binding_name: value}
+    if function.accepts_context and function.binding_name != "context":
+        arguments["context"] = _InvocationContext(function.name)
+    return arguments
+
+
+def _activity_success(output: Any) -> ActivityOutcome:
+    encoded = ActivityTriggerConverter.encode(output, expected_type=None)
+    parsed = json.loads(encoded.value)
     # The host turns a JSON ``null`` return into no output at all (``SetOutput(null)``).
     return ActivityOutcome(result=None if parsed is None else dumps(parsed))
+
+
+def _activity_failure(function: DurableFunction, error: Exception) -> ActivityOutcome:
+    rpc_message = rpc_exception_message(error)
+    message = friendly_message(rpc_message)
+    return ActivityOutcome(
+        failed=True,
+        reason=f"Activity function '{function.name}' failed: {message}",
+        details=serialized_cause(message, rpc_message),
+    )
 
 
 class AsyncRunner:

@@ -1,19 +1,24 @@
-"""The extension's HTTP API (``HttpApiHandler``) and ``durableClient`` binding, over real HTTP.
+"""The extension's HTTP API (``HttpApiHandler``) and ``durableClient`` binding.
 
 ``DurableOrchestrationClient`` talks to the extension's local RPC endpoint
 (``http://127.0.0.1:{port}/durabletask/``, ``LocalHttpListener``); the management URLs it hands
-out point at the public webhook path ``/runtime/webhooks/durabletask``. Both paths are served
-here by one ``ThreadingHTTPServer`` on a free loopback port, with ``HttpApiHandler``'s routes,
-status codes, headers and bodies (extension v2.13.7). Handlers never run orchestration code:
-they validate against published snapshots and enqueue commands (see ``DurableEngine.submit_*``).
+out point at the public webhook path ``/runtime/webhooks/durabletask``. ``RpcServer.handle`` (or
+``handle_async`` on an event loop) serves both paths transport-agnostically with
+``HttpApiHandler``'s routes, status codes, headers and bodies (extension v2.13.7); an
+``RpcServer`` built without ``base_url`` also owns a ``ThreadingHTTPServer`` on a free loopback
+port serving them (the test engine's client binding). Handlers never run orchestration code:
+they validate against published snapshots and enqueue commands (``DurableBackend.submit_*``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
@@ -25,9 +30,10 @@ from ._types import (
     InstanceGoneError,
     InstanceNotFoundError,
     InvalidInstanceIdError,
+    InvalidOperationError,
     UnknownFunctionError,
 )
-from .engine import DurableEngine
+from .backend import DurableBackend
 
 RPC_PATH = "/durabletask"
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
@@ -35,11 +41,23 @@ INSTANCE_ID_PLACEHOLDER = "INSTANCEID"
 DEFAULT_PAGE_SIZE = 100
 """``OrchestrationStatusQueryCondition.PageSize``."""
 CONTINUATION_HEADER = "x-ms-continuation-token"
+FUNCTIONS_KEY_HEADER = "x-functions-key"
 
 JsonResponse = tuple[int, dict[str, str], Any]
 """Status code, extra headers, and a JSON body (``...`` for an empty body)."""
 
 _EMPTY = ...
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """A response that is not ready yet: wait ``delay`` seconds, then call ``resume``."""
+
+    delay: float
+    resume: Callable[[], _Outcome]
+
+
+_Outcome = JsonResponse | _Poll
 
 
 def _url_encode(value: str) -> str:
@@ -85,6 +103,20 @@ def _error(
     return status, {}, body
 
 
+def _internal_error(error: Exception) -> JsonResponse:
+    """``HandleRequestAsync``'s catch-all for anything else a handler throws."""
+    return _error(
+        500, "Something went wrong while processing your request", error, type(error).__name__
+    )
+
+
+def _resume(poll: _Poll) -> _Outcome:
+    try:
+        return poll.resume()
+    except Exception as error:
+        return _internal_error(error)
+
+
 def _bool_query(query: dict[str, list[str]], name: str) -> bool | None:
     """``bool.TryParse``: case-insensitive ``true``/``false``, anything else is absent."""
     values = query.get(name)
@@ -100,22 +132,45 @@ def _text_query(query: dict[str, list[str]], name: str) -> str | None:
 
 
 class RpcServer:
-    """A real HTTP server in a background thread, serving the engine's client API."""
+    """The extension's client API for one backend.
 
-    def __init__(self, engine: DurableEngine, host: str = "127.0.0.1", port: int = 0) -> None:
+    Without ``base_url`` it also runs a real HTTP server in a background thread (``start`` /
+    ``stop``) on ``host:port``, and both URL bases point at it. With ``base_url`` (the public
+    host URL, e.g. ``http://localhost:7071``) and ``rpc_base_url`` (the local RPC endpoint, with
+    its trailing slash) the caller owns the transport and calls ``handle``/``handle_async``.
+    """
+
+    def __init__(
+        self,
+        engine: DurableBackend,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        base_url: str | None = None,
+        rpc_base_url: str | None = None,
+    ) -> None:
         self.engine = engine
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.rpc = self  # type: ignore[attr-defined]
+        self._base_url = base_url.rstrip("/") if base_url is not None else None
+        self._rpc_base_url = rpc_base_url
+        self._httpd: ThreadingHTTPServer | None = None
+        if base_url is None:
+            self._httpd = ThreadingHTTPServer((host, port), _Handler)
+            self._httpd.daemon_threads = True
+            self._httpd.rpc = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property
     def host_url(self) -> str:
+        if self._base_url is not None:
+            return self._base_url
+        assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
     @property
     def rpc_base_url(self) -> str:
+        if self._rpc_base_url is not None:
+            return self._rpc_base_url
         return f"{self.host_url}{RPC_PATH}/"
 
     @property
@@ -124,16 +179,31 @@ class RpcServer:
         return f"code={key}" if key else ""
 
     def start(self) -> None:
+        if self._httpd is None:
+            return
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="durable-engine-rpc", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
+        if self._httpd is None:
+            return
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join()
+
+    def is_authorized(self, query: dict[str, list[str]], headers: dict[str, str]) -> bool:
+        """The host's check for the extension's system-level webhooks: the system key in the
+        ``x-functions-key`` header, or else in the ``code`` query parameter."""
+        key = self.engine.system_key
+        if not key:
+            return True
+        supplied = headers.get(FUNCTIONS_KEY_HEADER)
+        if supplied is None:
+            supplied = _text_query(query, "code")
+        return supplied == key
 
     def binding_json(self) -> str:
         """``BindingHelper.DurableOrchestrationClientToString`` for the JSON (non-gRPC) protocol."""
@@ -170,8 +240,58 @@ class RpcServer:
     # -- HttpApiHandler.HandleRequestAsync --------------------------------------------------
 
     def handle(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        check_key: bool = True,
+        request_url: str | None = None,
     ) -> JsonResponse:
+        """Serve one request (``target`` is the path and query); blocks while a
+        start-and-wait request waits, so call it from a thread, not an event loop.
+
+        ``check_key=False`` when the caller already authorized the request (the host's key
+        check); ``request_url`` is the absolute URL the client used (the ``Location`` of a
+        running instance's status), by default ``host_url + target``.
+        """
+        outcome = self._route(method, target, headers, body, check_key, request_url)
+        while isinstance(outcome, _Poll):
+            time.sleep(outcome.delay)
+            outcome = _resume(outcome)
+        return outcome
+
+    async def handle_async(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        check_key: bool = True,
+        request_url: str | None = None,
+    ) -> JsonResponse:
+        """``handle`` for an event loop: backend calls run in worker threads and waits sleep
+        on the loop, so a long start-and-wait request holds no thread."""
+        outcome = await asyncio.to_thread(
+            self._route, method, target, headers, body, check_key, request_url
+        )
+        while isinstance(outcome, _Poll):
+            await asyncio.sleep(outcome.delay)
+            outcome = await asyncio.to_thread(_resume, outcome)
+        return outcome
+
+    def _route(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        check_key: bool,
+        request_url: str | None,
+    ) -> _Outcome:
+        """``HttpApiHandler.HandleRequestAsync``."""
         parts = urlsplit(target)
         query = parse_qs(parts.query, keep_blank_values=True)
         path = parts.path
@@ -180,25 +300,32 @@ class RpcServer:
                 break
         else:
             return 404, {}, _EMPTY
-        key = self.engine.system_key
-        if base == WEBHOOK_PATH and key and _text_query(query, "code") != key:
+        if base == WEBHOOK_PATH and check_key and not self.is_authorized(query, headers):
             return 401, {}, _EMPTY
+        url = request_url if request_url is not None else self.host_url + target
         rest = path[len(base) :].strip("/")
         segments = [unquote(segment) for segment in rest.split("/")] if rest else []
         head = segments[0].casefold() if segments else ""
-        if head == "orchestrators" and 2 <= len(segments) <= 3:
-            if method != "POST":
-                return 404, {}, _EMPTY
-            instance_id = segments[2] if len(segments) == 3 else None
-            return self._start(segments[1], instance_id, query, body)
-        if head == "instances" and len(segments) <= 3:
-            return self._instances(method, segments[1:], query, headers, self.host_url + target)
-        if head == "instances" and len(segments) == 4 and segments[2].casefold() == "raiseevent":
-            if method != "POST":
-                return 404, {}, _EMPTY
-            return self._raise_event(segments[1], segments[3], headers, body)
-        if head in ("entities", "makeprimary"):
-            return 501, {}, {"Message": "Entities are not supported by the Durable test engine."}
+        try:
+            if head == "orchestrators" and 2 <= len(segments) <= 3:
+                if method != "POST":
+                    return 404, {}, _EMPTY
+                instance_id = segments[2] if len(segments) == 3 else None
+                return self._start(segments[1], instance_id, query, body)
+            if head == "instances" and len(segments) <= 3:
+                return self._instances(method, segments[1:], query, headers, url)
+            if (
+                head == "instances"
+                and len(segments) == 4
+                and segments[2].casefold() == "raiseevent"
+            ):
+                if method != "POST":
+                    return 404, {}, _EMPTY
+                return self._raise_event(segments[1], segments[3], headers, body)
+            if head in ("entities", "makeprimary"):
+                return 501, {}, {"Message": f"'{head}' is not supported by this Durable engine."}
+        except Exception as error:
+            return _internal_error(error)
         return 404, {}, _EMPTY
 
     def _instances(
@@ -212,7 +339,9 @@ class RpcServer:
         if not rest:
             if method == "GET":
                 return self._list(query, headers)
-            return (501, {}, _EMPTY) if method == "DELETE" else (404, {}, _EMPTY)
+            if method == "DELETE":
+                return self._purge_with_filters(query)
+            return 404, {}, _EMPTY
         if len(rest) == 1:
             if method == "GET":
                 return self._status(rest[0], query, request_url)
@@ -224,13 +353,15 @@ class RpcServer:
         operation = rest[1].casefold()
         if operation == "terminate":
             return self._terminate(rest[0], query)
-        if operation in ("rewind", "restart", "suspend", "resume"):
-            return 501, {}, {"Message": f"'{rest[1]}' is not supported by the Durable test engine."}
+        if operation in ("suspend", "resume"):
+            return self._suspend_or_resume(rest[0], operation, query)
+        if operation in ("rewind", "restart"):
+            return 501, {}, {"Message": f"'{rest[1]}' is not supported by this Durable engine."}
         return 404, {}, _EMPTY
 
     def _start(
         self, name: str, instance_id: str | None, query: dict[str, list[str]], body: bytes
-    ) -> JsonResponse:
+    ) -> _Outcome:
         input_text: str | None = None
         if body:
             text = body.decode("utf-8")
@@ -291,12 +422,14 @@ class RpcServer:
 
     def _wait_for_completion(
         self, instance_id: str, timeout: float, interval: float, query: dict[str, list[str]]
-    ) -> JsonResponse:
-        """``WaitForCompletionOrCreateCheckStatusResponseAsync`` (real time, server thread only)."""
+    ) -> _Outcome:
+        """``WaitForCompletionOrCreateCheckStatusResponseAsync``, in real time: polls the
+        instance every ``interval`` seconds until it completes or ``timeout`` passes."""
         if interval > timeout:
             return _error(400, "One or more of the arguments submitted is incorrect")
         deadline = time.monotonic() + timeout
-        while True:
+
+        def check() -> _Outcome:
             snapshot = self.engine.snapshot(instance_id)
             if snapshot is not None and snapshot.status in COMPLETED_STATUSES:
                 if snapshot.status is OrchestrationStatus.COMPLETED:
@@ -305,7 +438,9 @@ class RpcServer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._check_status_response(instance_id)
-            time.sleep(min(remaining, interval))
+            return _Poll(min(remaining, interval), check)
+
+        return check()
 
     def _status(
         self, instance_id: str, query: dict[str, list[str]], request_url: str | None
@@ -391,12 +526,65 @@ class RpcServer:
             return 410, {}, _EMPTY
         return 202, {}, _EMPTY
 
+    def _suspend_or_resume(
+        self, instance_id: str, operation: str, query: dict[str, list[str]]
+    ) -> JsonResponse:
+        """``HandleSuspendInstanceRequestAsync`` / ``HandleResumeInstanceRequestAsync``: 404 for
+        an unknown instance, 410 once it completed, else 202. ``DurableClient`` refuses to
+        suspend an instance that is not running or to resume one that is not suspended with an
+        ``InvalidOperationException``, which the handler's catch-all turns into a 500."""
+        snapshot = self.engine.snapshot(instance_id)
+        if snapshot is None:
+            return 404, {}, _EMPTY
+        if snapshot.status in COMPLETED_STATUSES:
+            return 410, {}, _EMPTY
+        submit = self.engine.submit_suspend if operation == "suspend" else self.engine.submit_resume
+        try:
+            submit(instance_id, _text_query(query, "reason"))
+        except InstanceNotFoundError:
+            return 404, {}, _EMPTY
+        except InstanceGoneError:
+            return 410, {}, _EMPTY
+        except InvalidOperationError as error:
+            return _error(
+                500,
+                "Something went wrong while processing your request",
+                error,
+                "System.InvalidOperationException",
+            )
+        except NotImplementedError:
+            return 501, {}, {"Message": f"'{operation}' is not supported by this Durable engine."}
+        return 202, {}, _EMPTY
+
     def _purge(self, instance_id: str) -> JsonResponse:
+        """``HandleDeleteHistoryByIdRequestAsync``: 404 unknown, else 200 and the count."""
         try:
             self.engine.submit_purge(instance_id)
         except InstanceNotFoundError:
             return 404, {}, _EMPTY
         return 200, {}, {"instancesDeleted": 1}
+
+    def _purge_with_filters(self, query: dict[str, list[str]]) -> JsonResponse:
+        """``HandleDeleteHistoryWithFiltersRequestAsync``: ``createdTimeFrom`` is required,
+        ``createdTimeTo`` defaults to now, ``runtimeStatus`` filters; 404 when nothing matched."""
+        created_from = _time_query(query, "createdTimeFrom")
+        if created_from is None:
+            return 400, {}, "Please provide value for 'createdTimeFrom' parameter."
+        created_to = _time_query(query, "createdTimeTo") or datetime.now(UTC)
+        statuses = _runtime_statuses(query)
+        deleted = 0
+        for snapshot in self.engine.snapshots():
+            if created_from <= snapshot.created_time <= created_to and (
+                statuses is None or snapshot.status in statuses
+            ):
+                try:
+                    self.engine.submit_purge(snapshot.instance_id)
+                except InstanceNotFoundError:
+                    continue
+                deleted += 1
+        if deleted == 0:
+            return 404, {}, _EMPTY
+        return 200, {}, {"instancesDeleted": deleted}
 
 
 def _seconds(query: dict[str, list[str]], name: str) -> float | None:

@@ -1,0 +1,352 @@
+"""The persistence schema of ``DurableHost`` and crash recovery from it.
+
+Four tables per task hub, every row keyed by the instance id (escaped, ``_store.escape_key``):
+
+``<hub>Instances``  RowKey ``""``: the instance row clients read (``Name``, ``RuntimeStatus``,
+    ``Input``, ``Output``, ``CustomStatus``, ``CreatedTime``, ``LastUpdatedTime``,
+    ``ExecutionId``, ``Parent``) plus the *commit marker* of the last checkpointed work item:
+    ``HistoryLength`` (events of execution ``ExecutionId`` that are committed) and
+    ``LastMessage`` (the sequence number of the newest control message consumed), and the
+    observability counters (``Episodes``, ``Generations``, ``CpuSeconds``, ``PeakHistory``).
+``<hub>History``    RowKey ``{executionId}.{index:08d}``: one history event (``Event``: JSON in
+    the shape the orchestrator receives), append-only per execution.
+``<hub>Messages``   the control queue. RowKey ``c.{sequence:020d}``: a pending message (client
+    commands, activity and sub-orchestration results, sub-orchestration starts); RowKey
+    ``t.{executionId}.{timerId:08d}``: a durable timer with its ``FireAt`` (its ``TimerFired``
+    message is created when it fires).
+``<hub>WorkItems``  RowKey ``{executionId}.{taskId:08d}``: an activity scheduled and not yet
+    answered (the work-item queue).
+
+A work item is checkpointed in this order: history rows, new work items, timers and messages
+to other instances first; then the instance row (the commit marker); then the consumed
+messages are deleted. An activity's answer is written before its work item is deleted. After
+a crash, rows past the marker are ignored: history beyond ``HistoryLength`` and messages at or
+below ``LastMessage`` are garbage, everything else is replayed - pending messages re-queued,
+timers re-armed, work items without a recorded answer dispatched again (at-least-once). A
+checkpoint re-run after a crash may send a message twice; the receiver drops a second
+``ExecutionStarted`` and DTFx ignores a second answer to the same task, as in Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._history import (
+    EventType,
+    JsonDict,
+    OrchestrationStatus,
+    dumps,
+    format_datetime,
+    parse_datetime,
+)
+from ._instance import (
+    ActivityRequest,
+    Instance,
+    Message,
+    OrchestratorMessage,
+    Outbound,
+    TimerRequest,
+)
+from ._store import TABLES, Entity, Op, delete, escape_key, upsert
+
+INSTANCES, HISTORY, MESSAGES, WORK_ITEMS = TABLES
+
+MESSAGE_PREFIX = "c."
+TIMER_PREFIX = "t."
+
+_EXECUTION_IDS = uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f")
+_STATUS_BY_NAME = {status.runtime_status: status for status in OrchestrationStatus}
+
+
+@dataclass
+class StoredMessage(Message):
+    """A control message and the row that holds it (``None``: never written)."""
+
+    row_key: str | None = None
+
+
+def message_row_key(seq: int) -> str:
+    return f"{MESSAGE_PREFIX}{seq:020d}"
+
+
+def timer_row_key(execution_id: str, timer_id: int) -> str:
+    return f"{TIMER_PREFIX}{execution_id}.{timer_id:08d}"
+
+
+def history_row_key(execution_id: str, index: int) -> str:
+    return f"{execution_id}.{index:08d}"
+
+
+def work_item_row_key(execution_id: str, task_id: int) -> str:
+    return f"{execution_id}.{task_id:08d}"
+
+
+def _optional(entity: Entity, **values: Any) -> Entity:
+    entity.update({key: value for key, value in values.items() if value is not None})
+    return entity
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+def instance_entity(state: Instance, last_message: int) -> Entity:
+    return _optional(
+        {
+            "PartitionKey": escape_key(state.instance_id),
+            "RowKey": "",
+            "InstanceId": state.instance_id,
+            "Name": state.name,
+            "RuntimeStatus": state.status.runtime_status,
+            "CreatedTime": format_datetime(state.created_time),
+            "LastUpdatedTime": format_datetime(state.last_updated_time),
+            "ExecutionId": state.execution_id,
+            "HistoryLength": state.persisted,
+            "LastMessage": str(last_message),
+            "Episodes": state.episodes,
+            "Generations": state.generations,
+            "CpuSeconds": float(state.cpu_seconds),
+            "PeakHistory": max(state.peak_history_length, len(state.history)),
+        },
+        Input=state.input,
+        Output=state.output,
+        CustomStatus=state.custom_status,
+        Parent=None if state.parent is None else dumps(state.parent),
+    )
+
+
+def instance_from_entity(entity: Entity) -> tuple[Instance, int]:
+    parent = entity.get("Parent")
+    state = Instance(
+        instance_id=entity["InstanceId"],
+        name=entity["Name"],
+        execution_id=entity["ExecutionId"],
+        input=entity.get("Input"),
+        created_time=parse_datetime(entity["CreatedTime"]),
+        last_updated_time=parse_datetime(entity["LastUpdatedTime"]),
+        parent=None if parent is None else json.loads(parent),
+        status=_STATUS_BY_NAME[entity["RuntimeStatus"]],
+        output=entity.get("Output"),
+        custom_status=entity.get("CustomStatus"),
+        episodes=int(entity.get("Episodes", 0)),
+        generations=int(entity.get("Generations", 1)),
+        cpu_seconds=float(entity.get("CpuSeconds", 0.0)),
+        peak_history_length=int(entity.get("PeakHistory", 0)),
+    )
+    state.persisted = int(entity.get("HistoryLength", 0))
+    return state, int(entity.get("LastMessage") or 0)
+
+
+def history_entity(instance_id: str, execution_id: str, index: int, event: JsonDict) -> Entity:
+    return {
+        "PartitionKey": escape_key(instance_id),
+        "RowKey": history_row_key(execution_id, index),
+        "ExecutionId": execution_id,
+        "EventType": int(event["EventType"]),
+        "Event": dumps(event),
+    }
+
+
+def message_entity(message: Message, row_key: str) -> Entity:
+    return _optional(
+        {
+            "PartitionKey": escape_key(message.instance_id),
+            "RowKey": row_key,
+            "InstanceId": message.instance_id,
+            "EventType": int(message.event["EventType"]),
+            "Event": dumps(message.event),
+        },
+        ExecutionId=message.execution_id,
+    )
+
+
+def timer_entity(timer: TimerRequest) -> Entity:
+    return {
+        "PartitionKey": escape_key(timer.instance_id),
+        "RowKey": timer_row_key(timer.execution_id, timer.event["TimerId"]),
+        "InstanceId": timer.instance_id,
+        "ExecutionId": timer.execution_id,
+        "FireAt": format_datetime(timer.fire_at),
+        "EventType": int(EventType.TIMER_FIRED),
+        "Event": dumps(timer.event),
+    }
+
+
+def work_item_entity(request: ActivityRequest) -> Entity:
+    return {
+        "PartitionKey": escape_key(request.instance_id),
+        "RowKey": work_item_row_key(request.execution_id, request.task_id),
+        "InstanceId": request.instance_id,
+        "ExecutionId": request.execution_id,
+        "TaskId": request.task_id,
+        "Name": request.name,
+        "Input": request.input,
+    }
+
+
+def work_item_delete(request: ActivityRequest) -> Op:
+    key = work_item_row_key(request.execution_id, request.task_id)
+    return delete(WORK_ITEMS, escape_key(request.instance_id), key)
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def checkpoint_rows(
+    state: Instance, before: tuple[str, int], outbound: list[Outbound]
+) -> tuple[list[Op], list[ActivityRequest], list[TimerRequest], list[OrchestratorMessage]]:
+    """The rows a work item adds (new history, work items, timers) and what it sends.
+
+    ``before`` is the execution id and history length before the work item: after a
+    continue-as-new the new execution's history is written from its first event.
+    """
+    before_execution, before_length = before
+    first_new = 0 if state.execution_id != before_execution else before_length
+    ops = [
+        upsert(HISTORY, history_entity(state.instance_id, state.execution_id, index, event))
+        for index, event in enumerate(state.history[first_new:], first_new)
+    ]
+    activities: list[ActivityRequest] = []
+    timers: list[TimerRequest] = []
+    messages: list[OrchestratorMessage] = []
+    for item in outbound:
+        if isinstance(item, ActivityRequest):
+            ops.append(upsert(WORK_ITEMS, work_item_entity(item)))
+            activities.append(item)
+        elif isinstance(item, TimerRequest):
+            ops.append(upsert(MESSAGES, timer_entity(item)))
+            timers.append(item)
+        else:
+            messages.append(item)
+    return ops, activities, timers, messages
+
+
+def consumed_rows(instance_id: str, batch: Iterable[StoredMessage]) -> list[Op]:
+    key = escape_key(instance_id)
+    return [delete(MESSAGES, key, m.row_key) for m in batch if m.row_key is not None]
+
+
+def history_rows(instance_id: str, execution_id: str, length: int) -> list[Op]:
+    key = escape_key(instance_id)
+    return [delete(HISTORY, key, history_row_key(execution_id, i)) for i in range(length)]
+
+
+class ExecutionIds:
+    """Execution ids for one work item, derived from what it consumed.
+
+    A work item re-run after a crash then gives its sub-orchestrations and its next generation
+    the same ids as the first run, whose messages may already be out.
+    """
+
+    def __init__(self, instance_id: str, execution_id: str, first_seq: int) -> None:
+        self._base = f"{instance_id}\n{execution_id}\n{first_seq}"
+        self._count = 0
+
+    def __call__(self) -> str:
+        self._count += 1
+        return uuid.uuid5(_EXECUTION_IDS, f"{self._base}\n{self._count}").hex
+
+
+# -- recovery -------------------------------------------------------------------------------
+
+
+@dataclass
+class Recovered:
+    """Everything a host needs to continue where the stored state left off."""
+
+    instances: list[tuple[Instance, int]] = field(default_factory=list)
+    inboxes: dict[str, list[StoredMessage]] = field(default_factory=dict)
+    timers: list[tuple[TimerRequest, str]] = field(default_factory=list)
+    work_items: list[ActivityRequest] = field(default_factory=list)
+    garbage: list[Op] = field(default_factory=list)
+    last_seq: int = 0
+
+
+def recover(
+    instance_rows: list[Entity],
+    history_rows: list[Entity],
+    message_rows: list[Entity],
+    work_item_rows: list[Entity],
+) -> Recovered:
+    """Rebuild committed state from the four tables (see the module docstring)."""
+    found = Recovered()
+    states: dict[str, tuple[Instance, int]] = {}
+    for row in instance_rows:
+        state, last_message = instance_from_entity(row)
+        states[escape_key(state.instance_id)] = (state, last_message)
+        found.last_seq = max(found.last_seq, last_message)
+
+    events: dict[str, dict[int, JsonDict]] = {}
+    for row in history_rows:
+        pk, rk = row["PartitionKey"], row["RowKey"]
+        owner = states.get(pk)
+        execution_id, _, index_text = rk.rpartition(".")
+        index = int(index_text)
+        if owner is None or execution_id != owner[0].execution_id or index >= owner[0].persisted:
+            found.garbage.append(delete(HISTORY, pk, rk))
+            continue
+        events.setdefault(pk, {})[index] = json.loads(row["Event"])
+    for pk, (state, last_message) in states.items():
+        mine = events.get(pk, {})
+        if len(mine) != state.persisted:
+            raise RuntimeError(
+                f"stored history of {state.instance_id!r} is incomplete: {len(mine)} of "
+                f"{state.persisted} events of execution {state.execution_id}"
+            )
+        state.history = [mine[index] for index in range(state.persisted)]
+        state.peak_history_length = max(state.peak_history_length, len(state.history))
+        found.instances.append((state, last_message))
+
+    answered: set[tuple[str, str, int]] = set()
+    fired: set[tuple[str, str, int]] = set()
+    for pk, (state, _) in states.items():
+        for history_event in state.history:
+            kind = history_event["EventType"]
+            if kind in (EventType.TASK_COMPLETED, EventType.TASK_FAILED):
+                answered.add((pk, state.execution_id, history_event["TaskScheduledId"]))
+            elif kind == EventType.TIMER_FIRED:
+                fired.add((pk, state.execution_id, history_event["TimerId"]))
+
+    for row in sorted(message_rows, key=lambda r: (r["PartitionKey"], r["RowKey"])):
+        pk, rk = row["PartitionKey"], row["RowKey"]
+        owner = states.get(pk)
+        if rk.startswith(TIMER_PREFIX):
+            timer_event = json.loads(row["Event"])
+            execution_id = row["ExecutionId"]
+            key = (pk, execution_id, timer_event["TimerId"])
+            if owner is not None and owner[0].execution_id == execution_id and key not in fired:
+                timer = TimerRequest(
+                    parse_datetime(row["FireAt"]), row["InstanceId"], execution_id, timer_event
+                )
+                found.timers.append((timer, rk))
+            else:
+                found.garbage.append(delete(MESSAGES, pk, rk))
+            continue
+        seq = int(rk[len(MESSAGE_PREFIX) :])
+        found.last_seq = max(found.last_seq, seq)
+        if owner is not None and seq <= owner[1]:
+            found.garbage.append(delete(MESSAGES, pk, rk))
+            continue
+        message_event = json.loads(row["Event"])
+        message = StoredMessage(
+            seq, row["InstanceId"], row.get("ExecutionId"), message_event, row_key=rk
+        )
+        found.inboxes.setdefault(row["InstanceId"], []).append(message)
+        if message_event["EventType"] in (EventType.TASK_COMPLETED, EventType.TASK_FAILED):
+            answered.add((pk, message.execution_id or "", message_event["TaskScheduledId"]))
+
+    for row in work_item_rows:
+        pk = row["PartitionKey"]
+        key = (pk, row["ExecutionId"], int(row["TaskId"]))
+        if key in answered:  # the answer was recorded; only the queue clean-up was lost
+            found.garbage.append(delete(WORK_ITEMS, pk, row["RowKey"]))
+            continue
+        found.work_items.append(
+            ActivityRequest(
+                row["InstanceId"], row["ExecutionId"], int(row["TaskId"]), row["Name"], row["Input"]
+            )
+        )
+    return found

@@ -1,0 +1,605 @@
+"""``DurableHost``: the Durable extension in real time, concurrent and persistent, for devhost.
+
+Same replay core as ``DurableEngine`` (``EngineCore``, ``Instance``, the shim), a different
+scheduling policy:
+
+* everything is driven by events on one asyncio loop (the one ``start()`` runs on): a message
+  arriving makes its instance ready, a finished episode or activity frees a slot, a durable
+  timer fires through ``loop.call_later`` at its ``FireAt`` (wall time) - nothing polls;
+* orchestration episodes run one at a time per instance and up to
+  ``max_concurrent_orchestrators`` instances at once, in a thread pool (orchestrator code is
+  synchronous CPU work; a thread keeps the loop responsive for activities and I/O). Messages
+  that arrive while an instance's episode runs are batched into its next episode, as the Azure
+  Storage provider's session manager does;
+* activities run up to ``max_concurrent_activities`` at once, ``async def`` ones on the loop
+  and the others in a thread pool, as the Python worker does;
+* state is checkpointed to a store (Azure Tables, or memory) after every work item, in the
+  order described in ``_records.py``; ``start()`` recovers from it: in-flight orchestrations
+  resume, timers are re-armed, activities that were running are dispatched again
+  (at-least-once, as in Azure), duplicated answers are ignored by the replay as in DTFx.
+
+Client commands (``submit_*``) are thread-safe. From another thread they return once the
+command is durable; on the loop's own thread they take effect at once and are written behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Collection, Coroutine
+from concurrent.futures import Future as ThreadFuture
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Literal
+
+from azure.functions.decorators.function_app import FunctionRegister
+
+from ._commits import Checkpoint, Committer, log_finished
+from ._core import (
+    DEFAULT_CONNECTION_NAME,
+    DEFAULT_TASK_HUB,
+    Command,
+    EngineCore,
+    Purge,
+    Start,
+    client_event_text,
+    client_input_text,
+)
+from ._history import OrchestrationStatus
+from ._instance import ActivityRequest, Instance, OrchestratorMessage, Outbound, TimerRequest
+from ._records import (
+    INSTANCES,
+    MESSAGES,
+    ExecutionIds,
+    StoredMessage,
+    checkpoint_rows,
+    consumed_rows,
+    history_rows,
+    instance_entity,
+    message_entity,
+    message_row_key,
+    recover,
+    timer_row_key,
+    work_item_delete,
+)
+from ._shim import EngineLimitation
+from ._status import COMPLETED_STATUSES, InstanceSnapshot
+from ._store import TABLES, MemoryStore, Op, Store, TableStore, delete, escape_key, upsert
+from ._types import DurableEngineError
+from ._worker import invoke_activity, invoke_activity_async, is_async_function
+
+logger = logging.getLogger("devhost.durable")
+
+DEFAULT_MAX_CONCURRENT = 10 * (os.cpu_count() or 1)
+"""The extension's default for both ``maxConcurrent*Functions``: 10 x the processor count."""
+DEFAULT_STOP_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 60.0
+KEPT_ACTIVITY_CALLS = 10_000
+"""``activity_calls()`` keeps the most recent executions only (a host runs for long)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Waiter:
+    statuses: Collection[OrchestrationStatus]
+    future: asyncio.Future[InstanceSnapshot]
+
+
+class DurableHost(EngineCore):
+    """A real-time, persistent Durable Functions engine (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: FunctionRegister,
+        *,
+        task_hub: str = DEFAULT_TASK_HUB,
+        connection_string: str | None = None,
+        max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT,
+        max_concurrent_orchestrators: int = DEFAULT_MAX_CONCURRENT,
+        system_key: str | None = None,
+        connection_name: str = DEFAULT_CONNECTION_NAME,
+        batch_size: int | None = None,
+        activity_threads: int | None = None,
+        orchestrator_threads: bool = True,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        store: Store | None = None,
+    ) -> None:
+        super().__init__(
+            app,
+            task_hub=task_hub,
+            connection_name=connection_name,
+            system_key=system_key,
+            kept_activity_calls=KEPT_ACTIVITY_CALLS,
+        )
+        if max_concurrent_activities < 1 or max_concurrent_orchestrators < 1:
+            raise ValueError("concurrency limits must be at least 1")
+        self.max_concurrent_activities = max_concurrent_activities
+        self.max_concurrent_orchestrators = max_concurrent_orchestrators
+        self._store: Store = store or (
+            TableStore(connection_string, task_hub) if connection_string else MemoryStore()
+        )
+        self._batch_size = batch_size
+        self._activity_threads = activity_threads or max_concurrent_activities
+        self._orchestrator_threads = orchestrator_threads
+        self._stop_timeout = stop_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._running = False
+        self._early_commands: list[Command] = []
+        self._seq = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget in-memory state (``start()`` rebuilds it from the store)."""
+        with self._lock:
+            self._instances.clear()
+            self._snapshots.clear()
+            self._order.clear()
+        self._inboxes: dict[str, deque[StoredMessage]] = {}
+        self._ready: deque[str] = deque()
+        self._scheduled: set[str] = set()
+        self._busy: set[str] = set()
+        self._activity_queue: deque[ActivityRequest] = deque()
+        self._running_activities = 0
+        self._running_episodes = 0
+        self._abandoned = False
+        self._watermarks: dict[str, int] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._commits = Committer(
+            self._store, current=self._current, committed=self._committed, spawn=self._spawn_other
+        )
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._broken: set[str] = set()
+        self._episode_tasks: set[asyncio.Task[None]] = set()
+        self._activity_tasks: set[asyncio.Task[None]] = set()
+        self._other_tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DurableHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Recover from the store and start scheduling on the running loop."""
+        if self._running:
+            raise DurableEngineError("the host is already running")
+        started = time.perf_counter()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._reset()
+        self._orchestrator_pool = ThreadPoolExecutor(
+            self.max_concurrent_orchestrators, thread_name_prefix="durable-orchestrator"
+        )
+        self._activity_pool = ThreadPoolExecutor(
+            self._activity_threads, thread_name_prefix="durable-activity"
+        )
+        await self._store.open()
+        rows = [await self._store.load(table) for table in TABLES]
+        found = recover(*rows)
+        self._seq = max(self._seq, found.last_seq)
+        for state, last_message in found.instances:
+            self.register(state)
+            self._watermarks[state.instance_id] = last_message
+            self.publish(state)
+        self._store.write(found.garbage)
+        self._running = True
+        for messages in found.inboxes.values():
+            for message in messages:
+                self._enqueue(message)
+        for timer, row_key in found.timers:
+            self._arm(timer, row_key)
+        self._activity_queue.extend(found.work_items)
+        with self._lock:
+            early, self._early_commands = self._early_commands, []
+        for command in early:
+            self._apply(command)
+        self._pump()
+        logger.info(
+            "task hub %s started in %.2fs: %d instances, %d with pending "
+            "messages, %d timers re-armed, %d activities re-dispatched",
+            self.task_hub,
+            time.perf_counter() - started,
+            len(found.instances),
+            len(found.inboxes),
+            len(found.timers),
+            len(found.work_items),
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking work, give running work ``grace`` seconds, then abandon the rest.
+
+        Abandoned activities keep their work items and run again on the next ``start()``.
+        """
+        if not self._running:
+            return
+        self._running = False
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        busy = self._episode_tasks | self._activity_tasks
+        if busy:
+            await asyncio.wait(busy, timeout=self._stop_timeout if grace is None else grace)
+        self._abandoned = True
+        for task in self._activity_tasks:
+            task.cancel()
+        if self._activity_tasks:
+            await asyncio.wait(self._activity_tasks)
+        if self._episode_tasks:  # orchestrator code cannot be interrupted; it is short
+            await asyncio.wait(self._episode_tasks)
+        while self._other_tasks:
+            await asyncio.wait(set(self._other_tasks))
+        await self._store.close()
+        self._orchestrator_pool.shutdown(wait=False, cancel_futures=True)
+        self._activity_pool.shutdown(wait=False, cancel_futures=True)
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.future.cancel()
+        logger.info("task hub %s stopped", self.task_hub)
+
+    # -- client conveniences (thread-safe, encoded like the Python client) ---------------------
+
+    def start_new(self, name: str, input: Any = None, instance_id: str | None = None) -> str:
+        """``DurableOrchestrationClient.start_new``: the input is sent as ``df_dumps`` text."""
+        return self.submit_start(name, instance_id, client_input_text(input))
+
+    def raise_event(
+        self,
+        instance_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        encoding: Literal["python_client", "json"] = "python_client",
+    ) -> None:
+        """Raise an event (``"python_client"``: double-encoded, as ``raise_event`` sends it)."""
+        if not name:
+            raise ValueError("event_name must be a non-empty string.")
+        self.submit_raise_event(instance_id, name, client_event_text(data, encoding))
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        self.submit_terminate(instance_id, reason)
+
+    def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        self.submit_suspend(instance_id, reason)
+
+    def resume(self, instance_id: str, reason: str | None = None) -> None:
+        self.submit_resume(instance_id, reason)
+
+    def purge(self, instance_id: str) -> None:
+        self.submit_purge(instance_id)
+
+    # -- waiting (for tests, benchmarks and the HTTP layer) -----------------------------------
+
+    async def wait_for_status(
+        self,
+        instance_id: str,
+        statuses: Collection[OrchestrationStatus],
+        within: float,
+    ) -> InstanceSnapshot:
+        """Wait up to ``within`` seconds for the instance row to show one of ``statuses``.
+
+        Raises ``TimeoutError`` when it does not.
+        """
+        snapshot = self.snapshot(instance_id)
+        if snapshot is not None and snapshot.status in statuses:
+            return snapshot
+        future: asyncio.Future[InstanceSnapshot] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(statuses, future)
+        self._waiters.setdefault(instance_id, []).append(waiter)
+        try:
+            return await asyncio.wait_for(future, within)
+        finally:
+            waiters = self._waiters.get(instance_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    async def wait_for_completion(self, instance_id: str, within: float) -> InstanceSnapshot:
+        """Wait up to ``within`` seconds for the instance to be Completed, Failed or Terminated."""
+        return await self.wait_for_status(instance_id, COMPLETED_STATUSES, within)
+
+    def _notify(self, snapshot: InstanceSnapshot) -> None:
+        for waiter in list(self._waiters.get(snapshot.instance_id, ())):
+            if snapshot.status in waiter.statuses and not waiter.future.done():
+                waiter.future.set_result(snapshot)
+
+    # -- EngineCore: client commands -----------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return _utcnow()
+
+    def _submit(self, command: Command) -> object:
+        loop = self._loop
+        if not self._running or loop is None:
+            self._early_commands.append(command)  # applied (and written) by start()
+            return None
+        if threading.get_ident() == self._loop_thread:
+            self._apply(command)
+            return None
+        return asyncio.run_coroutine_threadsafe(self._apply_durably(command), loop)
+
+    def _settle(self, pending: object) -> None:
+        if isinstance(pending, ThreadFuture):
+            pending.result(COMMAND_TIMEOUT)
+
+    async def _apply_durably(self, command: Command) -> None:
+        if not self._running:  # stopped while the command was on its way: the next start
+            self._early_commands.append(command)
+            return
+        await asyncio.gather(*self._apply(command))
+
+    def _apply(self, command: Command) -> list[asyncio.Future[None]]:
+        instance_id = command.instance_id
+        key = escape_key(instance_id)
+        if isinstance(command, Purge):
+            self.command_message(command)
+            self._forget(instance_id)
+            return [self._spawn(self._purge_rows(key), self._other_tasks)]
+        previous = self._instances.get(instance_id)
+        message = self.command_message(command)
+        assert message is not None
+        writes: list[asyncio.Future[None]] = []
+        if isinstance(command, Start):
+            state = self._instances[instance_id]
+            self.publish(state)  # the Pending row (again, unless submitted before start())
+            row = upsert(INSTANCES, instance_entity(state, self._watermarks.get(instance_id, 0)))
+            written = self._store.write([row])
+            writes.append(written)
+            if previous is not None and previous.execution_id != state.execution_id:
+                stale = history_rows(instance_id, previous.execution_id, previous.persisted)
+                self._after(written, stale)
+        writes.append(self._deliver(message))
+        return writes
+
+    def _forget(self, instance_id: str) -> None:
+        self._inboxes.pop(instance_id, None)
+        self._watermarks.pop(instance_id, None)
+        for timer_key in [k for k in self._timers if k[0] == instance_id]:
+            self._timers.pop(timer_key).cancel()
+
+    async def _purge_rows(self, key: str) -> None:
+        await self._store.flush()
+        ops: list[Op] = []
+        for table in TABLES:
+            rows = await self._store.partition(table, key)
+            ops.extend(delete(table, key, row["RowKey"]) for row in rows)
+        await self._store.write(ops)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = max(time.time_ns(), self._seq + 1)
+        return self._seq
+
+    def _deliver(self, outbound: OrchestratorMessage) -> asyncio.Future[None]:
+        """Send a control message: written to the store and queued for its instance now.
+
+        Sequence numbers are taken on the loop in queueing order, so an instance's inbox is
+        always in sequence order and ``LastMessage`` marks exactly what a checkpoint consumed.
+        """
+        seq = self._next_seq()
+        row_key = message_row_key(seq)
+        message = StoredMessage(
+            seq, outbound.instance_id, outbound.execution_id, outbound.event, row_key=row_key
+        )
+        written = self._store.write([upsert(MESSAGES, message_entity(message, row_key))])
+        self._enqueue(message)
+        return written
+
+    def _enqueue(self, message: StoredMessage) -> None:
+        self._inboxes.setdefault(message.instance_id, deque()).append(message)
+        self._schedule(message.instance_id)
+
+    def _schedule(self, instance_id: str) -> None:
+        if instance_id not in self._busy and instance_id not in self._scheduled:
+            self._scheduled.add(instance_id)
+            self._ready.append(instance_id)
+            self._pump()
+
+    def _pump(self) -> None:
+        if not self._running:
+            return
+        while self._ready and self._running_episodes < self.max_concurrent_orchestrators:
+            instance_id = self._ready.popleft()
+            self._scheduled.discard(instance_id)
+            if not self._inboxes.get(instance_id):
+                continue
+            self._busy.add(instance_id)
+            self._running_episodes += 1
+            self._spawn(self._episode(instance_id), self._episode_tasks)
+        while self._activity_queue and self._running_activities < self.max_concurrent_activities:
+            request = self._activity_queue.popleft()
+            self._running_activities += 1
+            self._spawn(self._activity(request), self._activity_tasks)
+
+    def _spawn(
+        self, work: Coroutine[Any, Any, None], group: set[asyncio.Task[None]]
+    ) -> asyncio.Task[None]:
+        assert self._loop is not None
+        task = self._loop.create_task(work)
+        group.add(task)
+        task.add_done_callback(group.discard)
+        return task
+
+    def _after(self, written: asyncio.Future[None], ops: list[Op]) -> None:
+        """Queue ``ops`` once ``written`` is durable (ordering across tables)."""
+        if not ops:
+            return
+
+        async def then() -> None:
+            try:
+                await written
+                await self._store.write(ops)
+            except Exception:  # the store has logged it; the work is redone after a restart
+                logger.warning("a follow-up write was skipped after a failed write")
+
+        self._spawn(then(), self._other_tasks)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _arm(self, timer: TimerRequest, row_key: str) -> None:
+        assert self._loop is not None
+        delay = max(0.0, (timer.fire_at - _utcnow()).total_seconds())
+        key = (timer.instance_id, row_key)
+        self._timers[key] = self._loop.call_later(delay, self._fire, timer, row_key)
+
+    def _fire(self, timer: TimerRequest, row_key: str) -> None:
+        self._timers.pop((timer.instance_id, row_key), None)
+        if not self._running:
+            return
+        if timer.fire_at > _utcnow():  # the loop's clock ran a little ahead of the wall clock
+            self._arm(timer, row_key)
+            return
+        message = StoredMessage(
+            self._next_seq(), timer.instance_id, timer.execution_id, timer.event, row_key=row_key
+        )
+        self._enqueue(message)  # the timer row stays until a checkpoint consumes it
+
+    # -- orchestration episodes ---------------------------------------------------------------
+
+    async def _episode(self, instance_id: str) -> None:
+        assert self._loop is not None
+        inbox = self._inboxes[instance_id]
+        size = len(inbox) if self._batch_size is None else min(len(inbox), self._batch_size)
+        batch = [inbox.popleft() for _ in range(size)]
+        if not inbox:
+            del self._inboxes[instance_id]
+        try:
+            if instance_id in self._broken:
+                return  # its messages stay stored, for a host that can run it
+            work = self.reconcile(instance_id, batch)
+            if work is None:
+                self._store.write(consumed_rows(instance_id, batch))
+                return
+            state = work.state
+            before = (state.execution_id, len(state.history))
+            run = partial(
+                state.run_work_item,
+                work.events,
+                now=_utcnow,
+                new_execution_id=ExecutionIds(instance_id, state.execution_id, batch[0].seq),
+                catalog=self.catalog,
+            )
+            if self._orchestrator_threads:
+                outbound = await self._loop.run_in_executor(self._orchestrator_pool, run)
+            else:
+                outbound = run()
+            self._checkpoint(state, before, outbound, batch)
+        except (EngineLimitation, Exception) as error:
+            # EngineLimitation: the app uses what this engine lacks; anything else is a bug
+            # here. Either way the in-memory instance is unusable: nothing more runs for it.
+            logger.error("%s cannot go on in this host: %r", instance_id, error, exc_info=error)
+            self._broken.add(instance_id)
+            broken = self._instances.get(instance_id)
+            if broken is not None:
+                broken.warn(f"stopped by the host: {error!r}")
+        finally:
+            self._running_episodes -= 1
+            self._busy.discard(instance_id)
+            if self._inboxes.get(instance_id):
+                self._schedule(instance_id)
+            self._pump()
+
+    def _checkpoint(
+        self,
+        state: Instance,
+        before: tuple[str, int],
+        outbound: list[Outbound],
+        batch: list[StoredMessage],
+    ) -> None:
+        """Write what a work item produced, send its messages, and queue its commit marker."""
+        instance_id = state.instance_id
+        before_execution, before_length = before
+        ops, activities, timers, messages = checkpoint_rows(state, before, outbound)
+        writes = [self._store.write(ops)]
+        writes.extend(self._deliver(message) for message in messages)
+        for timer in timers:
+            self._arm(timer, timer_row_key(timer.execution_id, timer.event["TimerId"]))
+        self._activity_queue.extend(activities)
+        watermark = max(self._watermarks.get(instance_id, 0), batch[-1].seq)
+        self._watermarks[instance_id] = watermark
+        cleanup = consumed_rows(instance_id, batch)
+        if state.execution_id != before_execution:  # continued as new: the old history goes
+            cleanup.extend(history_rows(instance_id, before_execution, before_length))
+        self._commits.add(
+            Checkpoint(
+                state=state,
+                writes=writes,
+                marker=upsert(INSTANCES, instance_entity(state, watermark)),
+                cleanup=cleanup,
+                snapshot=state.snapshot(),
+            )
+        )
+        self._pump()
+
+    def _current(self, state: Instance) -> bool:
+        return self._instances.get(state.instance_id) is state
+
+    def _committed(self, checkpoint: Checkpoint) -> None:
+        """A checkpoint is durable: clients may see the instance row now."""
+        self.publish(checkpoint.state, checkpoint.snapshot)
+        self._notify(checkpoint.snapshot)
+        if checkpoint.snapshot.status in COMPLETED_STATUSES:
+            log_finished(checkpoint.state, checkpoint.snapshot)
+
+    def _spawn_other(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._spawn(work, self._other_tasks)
+
+    # -- activities ----------------------------------------------------------------------------
+
+    async def _activity(self, request: ActivityRequest) -> None:
+        assert self._loop is not None
+        try:
+            function = self.catalog.activity(request.name)
+            if function is None:  # the extension never schedules an unknown activity
+                logger.error("activity %r is not registered", request.name)
+                return
+            input_text = self.activity_input(request)
+            executed_at = _utcnow()
+            if is_async_function(function):
+                outcome = await invoke_activity_async(function, input_text)
+            else:
+                outcome = await self._loop.run_in_executor(
+                    self._activity_pool,
+                    invoke_activity,
+                    function,
+                    input_text,
+                    self._run_from_thread,
+                )
+            if self._abandoned:
+                return  # the work item runs again after the next start
+            answer = self.activity_result(request, function.name, input_text, outcome, executed_at)
+            self._after(self._deliver(answer), [work_item_delete(request)])
+        finally:
+            self._running_activities -= 1
+            self._pump()
+
+    def _run_from_thread(self, awaitable: Any) -> Any:
+        """A synchronous activity returned an awaitable: await it on the host's loop."""
+        assert self._loop is not None
+
+        async def run() -> Any:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
