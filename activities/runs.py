@@ -7,9 +7,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from evalruns import names
-from evalruns.domain.orchestration import ProbeInput, RunInput, SaveRunInput
+from evalruns.domain.orchestration import BatchJobsInput, ProbeInput, RunInput, SaveRunInput
 from evalruns.services import get_services
-from evalruns.services.execution import plan_run, probe_job
+from evalruns.services.execution import load_jobs, plan_run, probe_job
 from evalruns.services.runs import record_state
 
 bp = df.Blueprint()
@@ -19,6 +19,13 @@ bp = df.Blueprint()
 def plan_run_activity(payload: dict[str, Any]) -> dict[str, Any]:
     request = RunInput.model_validate(payload)
     return plan_run(get_services(), request.run_id).to_json_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.LOAD_JOBS_ACTIVITY)
+def load_jobs_activity(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    request = BatchJobsInput.model_validate(payload)
+    jobs = load_jobs(get_services(), request.run_id, request.first, request.last)
+    return [job.to_json_dict() for job in jobs]
 
 
 @bp.activity_trigger(input_name="payload", activity=names.PROBE_ACTIVITY)

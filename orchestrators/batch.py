@@ -16,12 +16,14 @@ import azure.durable_functions as df
 from evalruns import names
 from evalruns.domain.orchestration import (
     BatchInput,
+    BatchJobsInput,
     BatchResult,
     ProbeInput,
     ProbeOutcome,
     add_outcomes,
     retry_delay,
 )
+from evalruns.domain.transcripts import Job
 from orchestrators.payloads import decode, encode
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
@@ -31,8 +33,26 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context", orchestration=names.BATCH_ORCHESTRATOR)
 def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     batch = decode(context.get_input(), BatchInput)
+    jobs = {
+        job.ordinal: job
+        for job in (
+            Job.model_validate(raw)
+            for raw in (
+                yield context.call_activity_with_retry(
+                    names.LOAD_JOBS_ACTIVITY,
+                    INFRASTRUCTURE_RETRY,
+                    encode(BatchJobsInput(run_id=batch.run_id, first=batch.first, last=batch.last)),
+                )
+            )
+        )
+    }
+    if len(jobs) != batch.last - batch.first + 1:
+        raise RuntimeError(
+            f"batch {batch.batch} of run {batch.run_id} found {len(jobs)} of its "
+            f"{batch.last - batch.first + 1} jobs"
+        )
     result = BatchResult()
-    pending = [(ordinal, 1) for ordinal in batch.ordinals]
+    pending = [(ordinal, 1) for ordinal in sorted(jobs)]
     while pending:
         outcomes = [
             ProbeOutcome.model_validate(raw)
@@ -44,8 +64,7 @@ def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
                             INFRASTRUCTURE_RETRY,
                             encode(
                                 ProbeInput(
-                                    run_id=batch.run_id,
-                                    ordinal=ordinal,
+                                    job=jobs[ordinal],
                                     attempt=attempt,
                                     final=attempt >= batch.max_attempts,
                                 )

@@ -81,7 +81,8 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Generator[
                         BatchInput(
                             run_id=state.run_id,
                             batch=batch,
-                            ordinals=list(plan.batch_range(batch)),
+                            first=plan.batch_range(batch).start,
+                            last=plan.batch_range(batch).stop - 1,
                             max_attempts=plan.max_attempts,
                         )
                     ),

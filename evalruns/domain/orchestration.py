@@ -13,6 +13,7 @@ from pydantic import Field
 
 from evalruns.domain.base import ApiModel
 from evalruns.domain.runs import ModelProgress, Progress, RunStatus
+from evalruns.domain.transcripts import Job
 
 # Retry backoff for retryable provider errors without a Retry-After of their own.
 BACKOFF_BASE_SECONDS = 2.0
@@ -59,8 +60,15 @@ class RunState(ApiModel):
 class BatchInput(ApiModel):
     run_id: str
     batch: int
-    ordinals: list[int]
+    first: int = Field(description="ordinal of the batch's first job")
+    last: int = Field(description="ordinal of the batch's last job (inclusive)")
     max_attempts: int
+
+
+class BatchJobsInput(ApiModel):
+    run_id: str
+    first: int
+    last: int
 
 
 class BatchResult(ApiModel):
@@ -68,8 +76,7 @@ class BatchResult(ApiModel):
 
 
 class ProbeInput(ApiModel):
-    run_id: str
-    ordinal: int
+    job: Job
     attempt: int = 1
     final: bool = Field(default=True, description="no retry follows: record any failure")
 

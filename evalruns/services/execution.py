@@ -84,15 +84,19 @@ def _jobs(run: StoredRun) -> Iterator[Job]:
                 ordinal += 1
 
 
+def load_jobs(services: Services, run_id: str, first: int, last: int) -> list[Job]:
+    return services.jobs.get_range(run_id, first, last)
+
+
 async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
     """Run one job, at most once successfully: a job with a successful transcript is not
     sent to its provider again (activities are delivered at least once)."""
-    job = await asyncio.to_thread(services.jobs.get, probe.run_id, probe.ordinal)
-    log_extra = {"run_id": probe.run_id, "job_key": job.key, "attempt": probe.attempt}
-    existing = await asyncio.to_thread(services.transcripts.get_if_exists, probe.run_id, job.key)
+    job = probe.job
+    log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": probe.attempt}
+    existing = await asyncio.to_thread(services.transcripts.get_if_exists, job.run_id, job.key)
     if existing is not None and existing.status == TranscriptStatus.SUCCEEDED:
         log.info("job already succeeded; not calling the provider again", extra=log_extra)
-        return _outcome(probe.ordinal, existing)
+        return _outcome(job.ordinal, existing)
 
     request = CompletionRequest(
         model=job.model.version,
@@ -115,7 +119,7 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
         if error.retryable and not probe.final:
             log.info("retryable provider error %s", error.code, extra=log_extra)
             return ProbeOutcome(
-                ordinal=probe.ordinal,
+                ordinal=job.ordinal,
                 outcome="retry",
                 model_id=job.model.id,
                 retry_after=error.retry_after,
@@ -130,7 +134,7 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
     transcript = _transcript(job, probe, request, duration_ms, existing, outcome)
     await asyncio.to_thread(services.transcripts.put, transcript)
-    return _outcome(probe.ordinal, transcript)
+    return _outcome(job.ordinal, transcript)
 
 
 def _success(result: CompletionResult, model: ResolvedModel) -> dict[str, Any]:

@@ -50,6 +50,14 @@ class JobRepository:
             raise NotFound(f"run {run_id} has no job {ordinal}") from exc
         return Job.model_validate(read_document(entity))
 
+    def get_range(self, run_id: str, first: int, last: int) -> list[Job]:
+        """Jobs `first..last` (inclusive) in one query: a batch loads its jobs at once."""
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @first and RowKey le @last",
+            parameters={"pk": run_id, "first": _row(first), "last": _row(last)},
+        )
+        return [Job.model_validate(read_document(entity)) for entity in entities]
+
     def iterate(self, run_id: str) -> Iterator[Job]:
         for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": run_id}):
             yield Job.model_validate(read_document(entity))

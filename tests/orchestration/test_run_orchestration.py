@@ -223,6 +223,7 @@ def test_probe_never_calls_the_provider_twice_for_a_succeeded_job(
     run = start_run(services, engine, grid_definition(2))
     engine.run_until_complete(run.id)
     assert sum(MockProvider.calls.values()) == 2
-    again = asyncio.run(probe_job(services, ProbeInput(run_id=run.id, ordinal=0)))
+    job = services.jobs.get(run.id, 0)
+    again = asyncio.run(probe_job(services, ProbeInput(job=job)))
     assert again.outcome == "succeeded"
     assert sum(MockProvider.calls.values()) == 2
