@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from typing import Any, TypeVar
 
 from evalruns.providers.catalog import Catalog, load_catalog
 from evalruns.settings import Settings, load_settings
@@ -17,6 +21,9 @@ from evalruns.storage.jobs import JobRepository
 from evalruns.storage.runs import RunRepository
 from evalruns.storage.timeline import Timeline
 from evalruns.storage.transcripts import TranscriptRepository
+
+T = TypeVar("T")
+IO_THREADS = 32
 
 
 @dataclass
@@ -51,6 +58,15 @@ class Services:
     @cached_property
     def exports(self) -> ExportBlobs:
         return ExportBlobs(self.storage.container(self.settings.exports_container))
+
+    @cached_property
+    def io(self) -> ThreadPoolExecutor:
+        """Threads for blocking storage calls made from async code (probes): sized for the
+        activity concurrency, where the event loop's default pool has cores + 4."""
+        return ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="evalruns-io")
+
+    async def run_io(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.io, call, *args)
 
     @property
     def sas_expiry(self) -> timedelta:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -93,7 +92,7 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
     sent to its provider again (activities are delivered at least once)."""
     job = probe.job
     log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": probe.attempt}
-    existing = await asyncio.to_thread(services.transcripts.get_if_exists, job.run_id, job.key)
+    existing = await services.run_io(services.transcripts.get_if_exists, job.run_id, job.key)
     if existing is not None and existing.status == TranscriptStatus.SUCCEEDED:
         log.info("job already succeeded; not calling the provider again", extra=log_extra)
         return _outcome(job.ordinal, existing)
@@ -133,7 +132,7 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
         outcome = _success(result, resolved)
     duration_ms = round((time.perf_counter() - started) * 1000)
     transcript = _transcript(job, probe, request, duration_ms, existing, outcome)
-    await asyncio.to_thread(services.transcripts.put, transcript)
+    await services.run_io(services.transcripts.put, transcript)
     return _outcome(job.ordinal, transcript)
 
 
