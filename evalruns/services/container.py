@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from evalruns.providers.catalog import Catalog, load_catalog
 from evalruns.settings import Settings, load_settings
 from evalruns.storage.blobs import DocumentBlobs
-from evalruns.storage.clients import StorageClients
+from evalruns.storage.clients import CONNECTIONS_PER_HOST, StorageClients
 from evalruns.storage.definitions import DefinitionRepository
 from evalruns.storage.exports import ExportBlobs
 from evalruns.storage.jobs import JobRepository
@@ -23,7 +23,7 @@ from evalruns.storage.timeline import Timeline
 from evalruns.storage.transcripts import TranscriptRepository
 
 T = TypeVar("T")
-IO_THREADS = 32
+IO_THREADS = CONNECTIONS_PER_HOST
 
 
 @dataclass

@@ -8,6 +8,7 @@ from contextlib import suppress
 from functools import cached_property
 
 import requests
+import requests.adapters
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.core.pipeline.transport import RequestsTransport
@@ -28,6 +29,8 @@ AZURITE_FULL_CONNECTION = (
 )
 
 TABLES = ("Definitions", "Runs", "Jobs", "Transcripts")
+# As many pooled connections as threads that call storage at once (Services.io).
+CONNECTIONS_PER_HOST = 32
 
 
 class StorageClients:
@@ -93,6 +96,9 @@ def _transport() -> RequestsTransport:
     bundles): on the probe's hot path they cost about a fifth of every storage call."""
     session = requests.Session()
     session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTIONS_PER_HOST)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return RequestsTransport(session=session, session_owner=False)
 
 
