@@ -4,7 +4,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import runs as run_activities
-from http_api import catalog, definitions, exports, openapi, runs, transcripts
+from http_api import catalog, definitions, exports, openapi, run_control, runs, transcripts
 from orchestrators import batch, run
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -13,6 +13,7 @@ for blueprint in (
     catalog.bp,
     definitions.bp,
     runs.bp,
+    run_control.bp,
     transcripts.bp,
     exports.bp,
     openapi.bp,

@@ -6,4 +6,15 @@ BATCH_ORCHESTRATOR = "batch_orchestrator"
 PLAN_ACTIVITY = "plan_run"
 LOAD_JOBS_ACTIVITY = "load_jobs"
 PROBE_ACTIVITY = "probe_job"
-SAVE_RUN_ACTIVITY = "save_run_state"
+SYNC_RUN_ACTIVITY = "sync_run"
+SUMMARISE_ACTIVITY = "summarise_page"
+
+# Each pause/resume/cancel is raised as its own event, `control-<n>` for the run's n-th
+# command: a name is never reused, so a buffered or replayed event can only answer the wait it
+# was meant for (azure-functions-durable-python issue 507 hands a stored event to every later
+# wait of the same name).
+CONTROL_EVENT_PREFIX = "control-"
+
+
+def control_event(seq: int) -> str:
+    return f"{CONTROL_EVENT_PREFIX}{seq}"

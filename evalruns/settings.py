@@ -44,6 +44,13 @@ class Settings(BaseModel):
     mock_failure_rate: float = Field(default=0.0, ge=0, le=1)
     mock_rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     mock_seed: int | None = None
+    summariser_model: str = Field(
+        default="mock-small",
+        min_length=1,
+        description="Catalog reference of the model that writes decision texts "
+        "(`model`, `provider:model`, `model@version` or `provider:model@version`).",
+    )
+    mock_call_log: str = Field(default="", description="file to append one line per mock call")
     # Provider credentials and endpoints, keyed by the environment variable the catalog names.
     provider_env: dict[str, str] = Field(default_factory=dict)
 

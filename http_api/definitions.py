@@ -9,6 +9,7 @@ import azure.functions as func
 
 from evalruns.domain.definitions import DefinitionInput
 from evalruns.services import get_services
+from evalruns.services.access import touch_definition
 from evalruns.services.definitions import (
     create_definition,
     get_definition,
@@ -41,7 +42,9 @@ def definitions_list(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="definitions/{definitionId}", methods=["GET"])
 @api_errors
 def definitions_get(req: func.HttpRequest) -> func.HttpResponse:
-    definition = get_definition(get_services(), req.route_params["definitionId"])
+    services = get_services()
+    definition = get_definition(services, req.route_params["definitionId"])
+    touch_definition(services, definition)
     return json_response(definition.to_json_dict())
 
 

@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from evalruns.domain.definitions import Definition, DefinitionInput
 from evalruns.domain.expansion import Scenario
-from evalruns.domain.runs import Run, RunRequest
+from evalruns.domain.runs import RerunRequest, Run, RunRequest
 from evalruns.domain.transcripts import Transcript, TranscriptSummary
 from evalruns.exports.service import ExportLink
 from evalruns.services.catalog import ModelListing
@@ -83,6 +83,18 @@ ROUTES = (
         query=("status", "definitionId", "limit", "cursor"),
     ),
     Route("get", "/api/runs/{runId}", "Get a run with live progress", 200, Run, errors=(404,)),
+    Route("post", "/api/runs/{runId}/pause", "Pause a run", 202, Run, errors=(404, 409)),
+    Route("post", "/api/runs/{runId}/resume", "Resume a paused run", 202, Run, errors=(404, 409)),
+    Route("post", "/api/runs/{runId}/cancel", "Cancel a run", 202, Run, errors=(404, 409)),
+    Route(
+        "post",
+        "/api/runs/{runId}/rerun",
+        "Re-run a run (lineage kept)",
+        202,
+        Run,
+        RerunRequest,
+        errors=(400, 404, 503),
+    ),
     Route(
         "get",
         "/api/runs/{runId}/transcripts",

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from http import HTTPStatus
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns import names
-from evalruns.domain.orchestration import RunState
 from evalruns.domain.runs import RunRequest, RunStatus
-from evalruns.errors import FieldError, InvalidInput, Unavailable
+from evalruns.errors import FieldError, InvalidInput
 from evalruns.services import get_services
-from evalruns.services.runs import create_run, get_run, list_runs, record_state, with_live_progress
+from evalruns.services.access import touch_run
+from evalruns.services.runs import create_run, get_run, list_runs, with_live_progress
+from http_api.orchestrations import start_run
 from http_api.problems import api_errors
 from http_api.requests import json_response, page_params, page_response, parse_body
 
@@ -31,33 +30,7 @@ async def runs_create(
     services = get_services()
     request = parse_body(req, RunRequest)
     run = await asyncio.to_thread(create_run, services, request)
-    try:
-        await client.start_new(
-            names.RUN_ORCHESTRATOR, run.id, RunState(run_id=run.id).to_json_dict()
-        )
-    except Exception as exc:
-        log.exception("could not start the orchestration of run %s", run.id)
-        await asyncio.to_thread(
-            record_state,
-            services,
-            run.id,
-            RunStatus.FAILED,
-            error="the orchestration could not be started",
-        )
-        raise Unavailable(
-            "the run was recorded but its orchestration could not be started; try again in a moment"
-        ) from exc
-    links = client.get_client_response_links(req, run.id)
-    return json_response(
-        {
-            "run": run.public().to_json_dict(),
-            "statusQueryGetUri": links["statusQueryGetUri"],
-            "sendEventPostUri": links["sendEventPostUri"],
-            "terminatePostUri": links["terminatePostUri"],
-        },
-        HTTPStatus.ACCEPTED,
-        headers={"Location": f"/api/runs/{run.id}"},
-    )
+    return await start_run(services, client, req, run)
 
 
 @bp.route(route="runs", methods=["GET"])
@@ -78,6 +51,7 @@ async def runs_get(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     run = (await asyncio.to_thread(get_run, get_services(), req.route_params["runId"])).public()
+    touch_run(get_services(), run)
     if not run.status.is_terminal:
         try:
             status = await client.get_status(run.id)

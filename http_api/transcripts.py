@@ -8,6 +8,7 @@ import azure.functions as func
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.errors import FieldError, InvalidInput
 from evalruns.services import get_services
+from evalruns.services.access import touch_transcript
 from http_api.problems import api_errors
 from http_api.requests import json_response, page_params, page_response
 
@@ -31,9 +32,11 @@ def transcripts_list(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="runs/{runId}/transcripts/{transcriptId}", methods=["GET"])
 @api_errors
 def transcripts_get(req: func.HttpRequest) -> func.HttpResponse:
-    transcript = get_services().transcripts.get(
+    services = get_services()
+    transcript = services.transcripts.get(
         req.route_params["runId"], req.route_params["transcriptId"]
     )
+    touch_transcript(services, transcript)
     return json_response(transcript.to_json_dict())
 
 

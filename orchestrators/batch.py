@@ -3,6 +3,8 @@
 A retryable provider error (rate limit, timeout, 5xx) comes back from the probe as an outcome
 with the delay the provider asked for; the batch waits it out on a durable timer (no activity
 sleeps) and tries again, up to the plan's attempt limit. The last attempt records any failure.
+Jobs a pause caught before their call come back to the run as deferred; once the run has
+ended (cancelled), the batch stops.
 """
 
 from __future__ import annotations
@@ -33,26 +35,19 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context", orchestration=names.BATCH_ORCHESTRATOR)
 def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     batch = decode(context.get_input(), BatchInput)
-    jobs = {
-        job.ordinal: job
-        for job in (
-            Job.model_validate(raw)
-            for raw in (
-                yield context.call_activity_with_retry(
-                    names.LOAD_JOBS_ACTIVITY,
-                    INFRASTRUCTURE_RETRY,
-                    encode(BatchJobsInput(run_id=batch.run_id, first=batch.first, last=batch.last)),
-                )
-            )
-        )
-    }
-    if len(jobs) != batch.last - batch.first + 1:
+    loaded = yield context.call_activity_with_retry(
+        names.LOAD_JOBS_ACTIVITY,
+        INFRASTRUCTURE_RETRY,
+        encode(BatchJobsInput(run_id=batch.run_id, ordinals=batch.ordinals)),
+    )
+    jobs = {job.ordinal: job for job in (Job.model_validate(raw) for raw in loaded)}
+    if sorted(jobs) != sorted(batch.ordinals):
         raise RuntimeError(
             f"batch {batch.batch} of run {batch.run_id} found {len(jobs)} of its "
-            f"{batch.last - batch.first + 1} jobs"
+            f"{len(batch.ordinals)} jobs"
         )
     result = BatchResult()
-    pending = [(ordinal, 1) for ordinal in sorted(jobs)]
+    pending = [(ordinal, 1) for ordinal in batch.ordinals]
     while pending:
         outcomes = [
             ProbeOutcome.model_validate(raw)
@@ -76,8 +71,12 @@ def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
             )
         ]
         add_outcomes(result.by_model, outcomes)
+        result.deferred.extend(o.ordinal for o in outcomes if o.outcome == "deferred")
+        if any(o.outcome == "stopped" for o in outcomes):
+            result.stopped = True
+            break
         attempts = dict(pending)
-        retries = [outcome for outcome in outcomes if outcome.outcome == "retry"]
+        retries = [o for o in outcomes if o.outcome == "retry"]
         if not retries:
             break
         delay = max(

@@ -1,8 +1,17 @@
 """The run orchestrator: one instance per run (instance id = run id).
 
-It plans the jobs, dispatches them in waves of batch sub-orchestrations, keeps live progress
-in its custom status, persists snapshots, and continues as new every few waves so its history
-stays bounded however large the run.
+It plans the jobs, dispatches them in waves of batch sub-orchestrations, keeps live progress in
+its custom status, records state through the `sync_run` activity, summarises, and continues as
+new every few waves so its history stays bounded however large the run.
+
+Pause, resume and cancel change the run record first; this orchestrator follows the record:
+* before each wave it syncs (persisting progress) and learns the status; while PAUSED it waits
+  for the run's next control event, `control-<n+1>` — names are never reused, so a stored or
+  replayed event cannot answer a later wait (DESIGN.md rule 5) — with a timer beside it, both
+  fresh in that yield (rule 4), so even a lost event only delays the resume;
+* probes read the status before calling a provider, so a pause stops new calls at once; jobs a
+  pause caught before their call come back as deferred and are dispatched after the resume;
+* cancel terminates this instance and the batches it names in its custom status (rule 7).
 """
 
 from __future__ import annotations
@@ -15,16 +24,20 @@ import azure.durable_functions as df
 
 from evalruns import names
 from evalruns.domain.orchestration import (
-    PERSIST_INTERVAL_SECONDS,
+    SUMMARY_PAGES_PER_GENERATION,
     WAVES_PER_GENERATION,
     BatchInput,
     BatchResult,
     PlanResult,
     RunInput,
     RunState,
-    SaveRunInput,
+    SummaryPage,
+    SummaryPageInput,
+    SyncInput,
+    SyncResult,
     final_status,
     merge_progress,
+    retry_delay,
 )
 from evalruns.domain.runs import Progress, RunStatus
 from orchestrators.payloads import decode, encode
@@ -32,107 +45,230 @@ from orchestrators.retries import INFRASTRUCTURE_RETRY
 
 bp = df.Blueprint()
 
+# While paused, the record is re-read this often even without an event; after this many
+# re-reads the orchestration continues as new, so a long pause cannot grow its history.
+PAUSE_RECHECK = timedelta(minutes=10)
+PAUSE_RECHECKS_PER_GENERATION = 12
 
-def batch_instance_id(run_id: str, batch: int) -> str:
-    """Deterministic, so a cancel can find every batch of a run."""
-    return f"{run_id}:batch:{batch:06d}"
+Steps = Generator[Any, Any, Any]
+
+
+def batch_instance_id(run_id: str, dispatch: int) -> str:
+    """Deterministic and never reused within a run (a re-dispatch gets a new number)."""
+    return f"{run_id}:batch:{dispatch:06d}"
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.RUN_ORCHESTRATOR)
-def run_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+def run_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
     state = decode(context.get_input(), RunState)
     try:
         return (yield from _run(context, state))
     except Exception as error:
         reason = (str(error).strip().splitlines() or ["the orchestration failed"])[0]
-        failed = SaveRunInput(run_id=state.run_id, status=RunStatus.FAILED, error=reason[:500])
-        yield context.call_activity_with_retry(
-            names.SAVE_RUN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(failed)
-        )
+        failed = SyncInput(run_id=state.run_id, target=RunStatus.FAILED, error=reason[:500])
+        yield from _synced(context, failed)
         raise
 
 
-def _run(context: df.DurableOrchestrationContext, state: RunState) -> Generator[Any, Any, Any]:
+def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
+    run_id = state.run_id
     if state.plan is None:
-        yield _save(context, SaveRunInput(run_id=state.run_id, status=RunStatus.RUNNING))
+        sync = yield from _advance(context, SyncInput(run_id=run_id, target=RunStatus.RUNNING))
+        if sync.status != RunStatus.RUNNING:
+            return _stop_or_continue(context, state, sync)
         plan = PlanResult.model_validate(
             (
                 yield context.call_activity_with_retry(
-                    names.PLAN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(RunInput(run_id=state.run_id))
+                    names.PLAN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(RunInput(run_id=run_id))
                 )
             )
         )
-        state = state.model_copy(
-            update={"plan": plan, "progress": Progress.planned(plan.totals_by_model)}
-        )
-    plan = state.plan
-    assert plan is not None
-    context.set_custom_status(encode(state.progress))
+        planned = Progress.planned(plan.totals_by_model)
+        progress = merge_progress(planned, BatchResult(by_model=plan.carried))
+        state = state.model_copy(update={"plan": plan, "progress": progress})
+    context.set_custom_status(_custom_status(state.progress, []))
+    if state.summarising:
+        return (yield from _summarise(context, state))
 
     for _ in range(WAVES_PER_GENERATION):
-        if state.next_batch >= plan.batches:
+        sync = yield from _synced(context, SyncInput(run_id=run_id, progress=state.progress))
+        sync = yield from _while_paused(context, run_id, sync)
+        if sync.status != RunStatus.RUNNING:
+            return _stop_or_continue(context, state, sync)
+        wave, state = _next_wave(state)
+        if not wave:
             break
-        wave = range(state.next_batch, min(plan.batches, state.next_batch + plan.parallel_batches))
-        results = yield context.task_all(
-            [
-                context.call_sub_orchestrator(
-                    names.BATCH_ORCHESTRATOR,
+        state = yield from _dispatch(context, state, wave)
+    else:
+        if _work_left(state):
+            return _continue(context, state)
+
+    return (yield from _finish(context, state))
+
+
+def _next_wave(state: RunState) -> tuple[list[list[int]], RunState]:
+    """Deferred jobs first (a pause caught them), then the next batches of the plan."""
+    plan = state.plan
+    assert plan is not None
+    wave = state.deferred[: plan.parallel_batches]
+    deferred = state.deferred[len(wave) :]
+    next_batch = state.next_batch
+    while len(wave) < plan.parallel_batches and next_batch < plan.batches:
+        wave.append(list(plan.batch_range(next_batch)))
+        next_batch += 1
+    return wave, state.model_copy(update={"deferred": deferred, "next_batch": next_batch})
+
+
+def _work_left(state: RunState) -> bool:
+    assert state.plan is not None
+    return bool(state.deferred) or state.next_batch < state.plan.batches
+
+
+def _dispatch(
+    context: df.DurableOrchestrationContext, state: RunState, wave: list[list[int]]
+) -> Steps:
+    plan = state.plan
+    assert plan is not None
+    ids = [batch_instance_id(state.run_id, state.dispatches + i) for i in range(len(wave))]
+    # Named in the custom status of the same episode that starts them, for cancel to find.
+    context.set_custom_status(_custom_status(state.progress, ids))
+    results = yield context.task_all(
+        [
+            context.call_sub_orchestrator(
+                names.BATCH_ORCHESTRATOR,
+                encode(
+                    BatchInput(
+                        run_id=state.run_id,
+                        batch=state.dispatches + i,
+                        ordinals=ordinals,
+                        max_attempts=plan.max_attempts,
+                    )
+                ),
+                instance_id,
+            )
+            for i, (instance_id, ordinals) in enumerate(zip(ids, wave, strict=True))
+        ]
+    )
+    progress = state.progress
+    deferred = list(state.deferred)
+    for raw in results:
+        result = BatchResult.model_validate(raw)
+        progress = merge_progress(progress, result)
+        if result.deferred:
+            deferred.append(result.deferred)
+    context.set_custom_status(_custom_status(progress, []))
+    return state.model_copy(
+        update={
+            "progress": progress,
+            "deferred": deferred,
+            "dispatches": state.dispatches + len(wave),
+        }
+    )
+
+
+def _finish(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
+    run_id = state.run_id
+    outcome = final_status(state.progress)
+    if outcome == RunStatus.FAILED:
+        error = f"all {state.progress.total} jobs failed"
+        failed = SyncInput(run_id=run_id, progress=state.progress, target=outcome, error=error)
+        yield from _synced(context, failed)
+        return encode(state.progress)
+    start = SyncInput(run_id=run_id, progress=state.progress, target=RunStatus.SUMMARIZING)
+    sync = yield from _advance(context, start)
+    if sync.status != RunStatus.SUMMARIZING:
+        return _stop_or_continue(context, state, sync)
+    return (yield from _summarise(context, state.model_copy(update={"summarising": True})))
+
+
+def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
+    """Summarise page after page, continuing as new every few pages; a retryable summariser
+    error waits on a durable timer and summarises the same page again."""
+    plan = state.plan
+    assert plan is not None
+    cursor = state.summary_cursor
+    attempt = 1
+    pages = 0
+    while True:
+        page = SummaryPage.model_validate(
+            (
+                yield context.call_activity_with_retry(
+                    names.SUMMARISE_ACTIVITY,
+                    INFRASTRUCTURE_RETRY,
                     encode(
-                        BatchInput(
+                        SummaryPageInput(
                             run_id=state.run_id,
-                            batch=batch,
-                            first=plan.batch_range(batch).start,
-                            last=plan.batch_range(batch).stop - 1,
-                            max_attempts=plan.max_attempts,
+                            cursor=cursor,
+                            attempt=attempt,
+                            final=attempt >= plan.max_attempts,
                         )
                     ),
-                    batch_instance_id(state.run_id, batch),
                 )
-                for batch in wave
-            ]
+            )
         )
-        progress = state.progress
-        for result in results:
-            progress = merge_progress(progress, BatchResult.model_validate(result))
-        state = state.model_copy(update={"progress": progress, "next_batch": wave.stop})
-        context.set_custom_status(encode(progress))
-        now = context.current_utc_datetime
-        due = state.last_persisted is None or now - state.last_persisted >= timedelta(
-            seconds=PERSIST_INTERVAL_SECONDS
-        )
-        if due and state.next_batch < plan.batches:
-            yield _save(context, SaveRunInput(run_id=state.run_id, progress=progress))
-            state = state.model_copy(update={"last_persisted": now})
-
-    if state.next_batch < plan.batches:
-        context.continue_as_new(
-            encode(state.model_copy(update={"generation": state.generation + 1}))
-        )
-        return None
-
-    status = final_status(state.progress)
-    if status == RunStatus.COMPLETED:
-        yield _save(
-            context,
-            SaveRunInput(
-                run_id=state.run_id, status=RunStatus.SUMMARIZING, progress=state.progress
-            ),
-        )
-        yield _save(context, SaveRunInput(run_id=state.run_id, status=RunStatus.COMPLETED))
-    else:
-        yield _save(
-            context,
-            SaveRunInput(
-                run_id=state.run_id,
-                status=status,
-                progress=state.progress,
-                error=f"all {state.progress.total} jobs failed",
-            ),
-        )
+        if page.stopped:
+            return None
+        if page.pending and attempt < plan.max_attempts:
+            delay = retry_delay(state.run_id, pages, attempt, page.retry_after)
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+            attempt += 1
+            continue
+        if page.next_cursor is None:
+            break
+        cursor, attempt, pages = page.next_cursor, 1, pages + 1
+        if pages >= SUMMARY_PAGES_PER_GENERATION:
+            return _continue(context, state.model_copy(update={"summary_cursor": cursor}))
+    yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
     return encode(state.progress)
 
 
-def _save(context: df.DurableOrchestrationContext, change: SaveRunInput) -> df.Task:
-    return context.call_activity_with_retry(
-        names.SAVE_RUN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(change)
+def _advance(context: df.DurableOrchestrationContext, change: SyncInput) -> Steps:
+    """Move the run to `change.target`, waiting out a pause; returns the last SyncResult."""
+    while True:
+        sync = yield from _synced(context, change)
+        if sync.status == change.target or sync.status != RunStatus.PAUSED:
+            return sync
+        sync = yield from _while_paused(context, change.run_id, sync)
+        if sync.status == RunStatus.PAUSED:
+            return sync
+
+
+def _while_paused(context: df.DurableOrchestrationContext, run_id: str, sync: SyncResult) -> Steps:
+    """Wait for the run's next command while it is PAUSED; returns the status after it.
+
+    Still PAUSED on return means: continue as new now (a long pause), then wait again.
+    """
+    for _ in range(PAUSE_RECHECKS_PER_GENERATION):
+        if sync.status != RunStatus.PAUSED:
+            return sync
+        command = context.wait_for_external_event(names.control_event(sync.control_seq + 1))
+        recheck = context.create_timer(context.current_utc_datetime + PAUSE_RECHECK)
+        winner = yield context.task_any([command, recheck])
+        if winner is command:
+            recheck.cancel()
+        sync = yield from _synced(context, SyncInput(run_id=run_id))
+    return sync
+
+
+def _stop_or_continue(
+    context: df.DurableOrchestrationContext, state: RunState, sync: SyncResult
+) -> None:
+    """Stop for a terminal status; continue as new for a pause that outlasted a generation."""
+    if sync.status == RunStatus.PAUSED:
+        _continue(context, state)
+
+
+def _continue(context: df.DurableOrchestrationContext, state: RunState) -> None:
+    context.continue_as_new(encode(state.model_copy(update={"generation": state.generation + 1})))
+
+
+def _custom_status(progress: Progress, batches: list[str]) -> dict[str, Any]:
+    return {**encode(progress), "batches": batches}
+
+
+def _synced(context: df.DurableOrchestrationContext, change: SyncInput) -> Steps:
+    """Record `change` (the `sync_run` activity) and return the run's status after it."""
+    raw = yield context.call_activity_with_retry(
+        names.SYNC_RUN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(change)
     )
+    return SyncResult.model_validate(raw)

@@ -15,6 +15,7 @@ from devhost.durable import DurableEngine, running_engine
 from evalruns.providers.mock import MockProvider
 from evalruns.services import Services, reset_services
 from evalruns.settings import Settings
+from tests.support.runs import SUMMARISER
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +53,7 @@ def configure(azurite: Azurite) -> Iterator[Callable[..., Services]]:
     """Install services with setting overrides (mock faults, batch sizes...) for one test."""
 
     def install(**overrides: Any) -> Services:
-        installed = make_services(azurite, **overrides)
+        installed = make_services(azurite, **{"summariser_model": SUMMARISER, **overrides})
         reset_services(installed)
         return installed
 

@@ -6,7 +6,6 @@ Everything here is pure and deterministic, so orchestrators can use it while rep
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -20,10 +19,10 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 120.0
 # A provider's own Retry-After is honoured up to this (retrying earlier only earns another 429).
 RETRY_AFTER_MAX_SECONDS = 3600.0
-# Waves of batches per orchestrator generation before continue-as-new bounds its history.
+# Waves of batches (or summary pages) per orchestrator generation, before continue-as-new
+# bounds its history.
 WAVES_PER_GENERATION = 8
-# A progress snapshot is persisted at least this often while jobs finish.
-PERSIST_INTERVAL_SECONDS = 3.0
+SUMMARY_PAGES_PER_GENERATION = 16
 
 
 class RunInput(ApiModel):
@@ -31,8 +30,11 @@ class RunInput(ApiModel):
 
 
 class PlanResult(ApiModel):
-    total: int
-    totals_by_model: dict[str, int]
+    total: int = Field(description="jobs to execute")
+    totals_by_model: dict[str, int] = Field(description="every job of the run, carried included")
+    carried: dict[str, ModelProgress] = Field(
+        default_factory=dict, description="outcomes carried over from a parent run"
+    )
     batch_size: int
     parallel_batches: int
     max_attempts: int
@@ -52,27 +54,32 @@ class RunState(ApiModel):
     run_id: str
     plan: PlanResult | None = None
     next_batch: int = 0
+    deferred: list[list[int]] = Field(
+        default_factory=list, description="jobs a pause stopped before their call, per batch"
+    )
+    dispatches: int = Field(default=0, description="batches dispatched so far (instance ids)")
     progress: Progress = Field(default_factory=Progress)
-    last_persisted: datetime | None = None
+    summarising: bool = False
+    summary_cursor: str | None = None
     generation: int = 0
 
 
 class BatchInput(ApiModel):
     run_id: str
     batch: int
-    first: int = Field(description="ordinal of the batch's first job")
-    last: int = Field(description="ordinal of the batch's last job (inclusive)")
+    ordinals: list[int]
     max_attempts: int
 
 
 class BatchJobsInput(ApiModel):
     run_id: str
-    first: int
-    last: int
+    ordinals: list[int]
 
 
 class BatchResult(ApiModel):
     by_model: dict[str, ModelProgress] = Field(default_factory=dict)
+    deferred: list[int] = Field(default_factory=list, description="not started: run paused")
+    stopped: bool = Field(default=False, description="the run ended (cancelled) meanwhile")
 
 
 class ProbeInput(ApiModel):
@@ -83,17 +90,54 @@ class ProbeInput(ApiModel):
 
 class ProbeOutcome(ApiModel):
     ordinal: int
-    outcome: Literal["succeeded", "failed", "retry"]
+    outcome: Literal["succeeded", "failed", "retry", "deferred", "stopped"]
     model_id: str
     cost_usd: float = 0.0
     retry_after: float | None = None
 
 
-class SaveRunInput(ApiModel):
+class SummariseInput(ApiModel):
+    """One page of the summarising phase; a retry passes the same cursor with attempt + 1."""
+
     run_id: str
-    status: RunStatus | None = None
+    cursor: str | None = Field(default=None, description="the page's cursor; None: the first")
+    attempt: int = 1
+    final: bool = Field(default=True, description="no retry follows: record any failure")
+
+
+class SummaryPage(ApiModel):
+    """What summarising one page of a run's transcripts did."""
+
+    cursor: str | None = Field(description="this page's cursor, to summarise it again")
+    next_cursor: str | None = Field(description="the next page's cursor; None: the run is done")
+    summarised: int = Field(default=0, description="transcripts given a code and a text")
+    failed: int = Field(default=0, description="transcripts whose summary failed (code `error`)")
+    pending: int = Field(default=0, description="left pending by a retryable error")
+    retry_after: float | None = Field(
+        default=None, description="the longest delay a provider asked for before a retry"
+    )
+    stopped: bool = Field(default=False, description="the run ended (cancelled): nothing done")
+
+
+class SummaryPageInput(ApiModel):
+    run_id: str
+    cursor: str | None = None
+    attempt: int = 1
+    final: bool = True
+
+
+class SyncInput(ApiModel):
+    """Persist progress and, when the current status allows it, move to `target`."""
+
+    run_id: str
     progress: Progress | None = None
+    target: RunStatus | None = None
     error: str | None = None
+
+
+class SyncResult(ApiModel):
+    status: RunStatus
+    control_seq: int
 
 
 def add_outcomes(totals: dict[str, ModelProgress], outcomes: list[ProbeOutcome]) -> None:

@@ -46,6 +46,15 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 for _status in ACTIVE:
     TRANSITIONS[_status] |= {RunStatus.CANCELLED, RunStatus.FAILED}
 
+# The moves the orchestration itself makes. It never leaves PAUSED (only a resume does) and
+# never pauses or cancels; it may fail from any live status.
+ORCHESTRATION_MOVES: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset({RunStatus.SUMMARIZING, RunStatus.FAILED}),
+    RunStatus.PAUSED: frozenset({RunStatus.FAILED}),
+    RunStatus.SUMMARIZING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED}),
+}
+
 # User actions and the statuses they are allowed from (DESIGN.md section 4).
 ACTIONS: dict[str, frozenset[RunStatus]] = {
     "pause": frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
@@ -73,6 +82,14 @@ def check_action(action: str, current: RunStatus) -> None:
             f"cannot {action} a run that is {current.value}; {action} is allowed from {allowed}",
             current_status=current.value,
         )
+
+
+class RerunRequest(ApiModel):
+    """The body of `POST /api/runs/{id}/rerun`."""
+
+    models: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    only_failed: bool = False
+    name: str | None = Field(default=None, max_length=200)
 
 
 class RunRequest(ApiModel):
@@ -180,5 +197,11 @@ class Run(ApiModel):
     last_accessed_at: datetime | None = None
     parent_run_id: str | None = None
     child_run_ids: list[str] = Field(default_factory=list)
+    only_failed: bool = Field(
+        default=False, description="a re-run of the parent's failed jobs (the rest carried over)"
+    )
     cost_usd: float = 0.0
     error: str | None = None
+    control_seq: int = Field(
+        default=0, description="pause/resume/cancel commands accepted so far (event names)"
+    )

@@ -86,10 +86,18 @@ class Transcript(TranscriptSummary):
     finish_reason: str | None = None
     turns: list[Turn] = Field(default_factory=list)
     decision_text: str | None = None
+    summary_model: str | None = Field(
+        default=None,
+        description="the summariser (`model@version`) that wrote, or failed to write, "
+        "decision_text",
+    )
     error: TranscriptError | None = None
     attempts: int = 1
     request_hash: str = Field(default="", description="hash of the request parameters")
     updated_at: datetime
+    last_accessed_at: datetime | None = Field(
+        default=None, description="when the transcript was last read (at most once a minute)"
+    )
 
     @property
     def response_text(self) -> str:

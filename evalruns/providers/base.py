@@ -28,6 +28,9 @@ class CompletionRequest(BaseModel):
     messages: list[Message]
     temperature: float = 0.7
     max_tokens: int = 1024
+    correlation_id: str | None = Field(
+        default=None, description="our id of the call (the job key), for logs; never sent"
+    )
 
 
 class FinishReason(StrEnum):

@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from collections import Counter
+from pathlib import Path
 from typing import ClassVar
 
 from evalruns.providers.base import (
@@ -57,7 +59,8 @@ class MockProvider:
     """A `Provider` that answers with `Rating: N` and a short explanation.
 
     `calls` counts every call per requested model in this process (faulted calls included), so
-    tests can prove that a job was, or was not, sent to the provider again.
+    tests can prove that a job was, or was not, sent to the provider again; `call_log` (a file)
+    does the same across processes, one JSON line per call with its correlation id and times.
     """
 
     calls: ClassVar[Counter[str]] = Counter()
@@ -68,6 +71,7 @@ class MockProvider:
         failure_rate: float = 0,
         rate_limit_rate: float = 0,
         seed: int | None = None,
+        call_log: Path | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms cannot be negative")
@@ -78,9 +82,32 @@ class MockProvider:
         self.failure_rate = failure_rate
         self.rate_limit_rate = rate_limit_rate
         self._random = random.Random(seed)
+        self._call_log = call_log
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         MockProvider.calls[request.model] += 1
+        started = time.time()
+        try:
+            return await self._complete(request)
+        finally:
+            if self._call_log is not None:
+                self._log_call(request, started)
+
+    def _log_call(self, request: CompletionRequest, started: float) -> None:
+        """One JSON line per call, so a test in another process can count calls per job."""
+        assert self._call_log is not None
+        line = json.dumps(
+            {
+                "correlationId": request.correlation_id,
+                "model": request.model,
+                "startedAt": started,
+                "finishedAt": time.time(),
+            }
+        )
+        with self._call_log.open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+    async def _complete(self, request: CompletionRequest) -> CompletionResult:
         # Draw both numbers on every call so a seed gives the same fault sequence at any latency.
         jitter = self._random.uniform(*LATENCY_JITTER)
         roll = self._random.random()

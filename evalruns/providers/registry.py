@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalruns.providers.catalog import (
@@ -69,16 +70,23 @@ def _mock(info: ProviderInfo, settings: Settings) -> Provider:
         settings.mock_failure_rate,
         settings.mock_rate_limit_rate,
         settings.mock_seed,
+        settings.mock_call_log,
     )
 
 
 @functools.cache
 def _shared_mock(
-    latency_ms: float, failure_rate: float, rate_limit_rate: float, seed: int | None
+    latency_ms: float,
+    failure_rate: float,
+    rate_limit_rate: float,
+    seed: int | None,
+    call_log: str,
 ) -> MockProvider:
     from evalruns.providers.mock import MockProvider
 
-    return MockProvider(latency_ms, failure_rate, rate_limit_rate, seed)
+    return MockProvider(
+        latency_ms, failure_rate, rate_limit_rate, seed, Path(call_log) if call_log else None
+    )
 
 
 def _openai(info: ProviderInfo, settings: Settings) -> Provider:

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from evalruns.providers.catalog import Catalog, load_catalog
+from evalruns.services.access import AccessTracker
 from evalruns.settings import Settings, load_settings
 from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.clients import CONNECTIONS_PER_HOST, StorageClients
@@ -64,6 +65,11 @@ class Services:
         """Threads for blocking storage calls made from async code (probes): sized for the
         activity concurrency, where the event loop's default pool has cores + 4."""
         return ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="evalruns-io")
+
+    @cached_property
+    def access(self) -> AccessTracker:
+        """Records reads of definitions, runs and transcripts in the background, on `io`."""
+        return AccessTracker(self.io)
 
     async def run_io(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.io, call, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -9,9 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from evalruns.domain.base import utcnow
-from evalruns.domain.decisions import ERROR, extract_decision
+from evalruns.domain.decisions import ERROR, PENDING
 from evalruns.domain.expansion import scenario_at
 from evalruns.domain.orchestration import PlanResult, ProbeInput, ProbeOutcome
+from evalruns.domain.runs import ModelProgress, RunStatus
 from evalruns.domain.sampling import sample_indices
 from evalruns.domain.transcripts import (
     Job,
@@ -40,34 +42,60 @@ def plan_run(services: Services, run_id: str) -> PlanResult:
     """Expand, sample and store the run's jobs; return only counts.
 
     Jobs interleave models (scenario, then model, then sample) so every model progresses
-    together. Re-planning writes the same jobs under the same keys.
+    together. Re-planning writes the same jobs under the same keys. A re-run of failed jobs
+    keeps only the jobs without a successful transcript in the parent, and copies those
+    transcripts into the run instead (no provider is called for them).
     """
     run = services.runs.get(run_id)
-    count = services.jobs.put_all(_jobs(run))
+    jobs = _jobs(run)
+    carried: dict[str, ModelProgress] = {}
+    if run.only_failed and run.parent_run_id:
+        succeeded = _carry_successes(services, run.parent_run_id, run.id, carried)
+        jobs = (job for job in jobs if job.key not in succeeded)
+    count = services.jobs.put_all(
+        job.model_copy(update={"ordinal": ordinal}) for ordinal, job in enumerate(jobs)
+    )
     settings = services.settings
-    per_model = count // len(run.config.models)
+    per_model = run.config.job_count // len(run.config.models)
     return PlanResult(
         total=count,
         totals_by_model={model.id: per_model for model in run.config.models},
+        carried=carried,
         batch_size=settings.batch_size,
         parallel_batches=settings.parallel_batches,
         max_attempts=settings.max_attempts,
     )
 
 
+def _carry_successes(
+    services: Services, parent_id: str, run_id: str, carried: dict[str, ModelProgress]
+) -> set[str]:
+    """Copy the parent's successful transcripts into the run; return their keys."""
+    keys: set[str] = set()
+    for transcript in services.transcripts.iterate(parent_id):
+        if transcript.status != TranscriptStatus.SUCCEEDED:
+            continue
+        services.transcripts.put(transcript.model_copy(update={"run_id": run_id}))
+        keys.add(transcript.id)
+        entry = carried.setdefault(transcript.model_id, ModelProgress())
+        entry.completed += 1
+        entry.cost_usd = round(entry.cost_usd + transcript.cost_usd, 8)
+    return keys
+
+
 def _jobs(run: StoredRun) -> Iterator[Job]:
+    """Every job of the run in execution order (ordinals are assigned when stored)."""
     config = run.config
     indices = sample_indices(
         run.definition.scenario_count, config.sample_percentage, config.sample_seed
     )
-    ordinal = 0
     for index in indices:
         scenario = scenario_at(run.definition, index)
         for model in config.models:
             for sample in range(1, config.samples_per_scenario + 1):
                 yield Job(
                     run_id=run.id,
-                    ordinal=ordinal,
+                    ordinal=0,
                     key=job_key(model.id, scenario.id, sample),
                     scenario_id=scenario.id,
                     scenario_number=scenario.number,
@@ -80,11 +108,13 @@ def _jobs(run: StoredRun) -> Iterator[Job]:
                     temperature=config.temperature,
                     max_tokens=config.max_tokens,
                 )
-                ordinal += 1
 
 
-def load_jobs(services: Services, run_id: str, first: int, last: int) -> list[Job]:
-    return services.jobs.get_range(run_id, first, last)
+def load_jobs(services: Services, run_id: str, ordinals: list[int]) -> list[Job]:
+    """The jobs of a batch in one query (a batch's ordinals lie in one short range)."""
+    wanted = set(ordinals)
+    jobs = services.jobs.get_range(run_id, min(wanted), max(wanted))
+    return [job for job in jobs if job.ordinal in wanted]
 
 
 async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
@@ -92,16 +122,28 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
     sent to its provider again (activities are delivered at least once)."""
     job = probe.job
     log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": probe.attempt}
-    existing = await services.run_io(services.transcripts.get_if_exists, job.run_id, job.key)
+    status, existing = await asyncio.gather(
+        services.run_io(services.runs.status, job.run_id),
+        services.run_io(services.transcripts.get_if_exists, job.run_id, job.key),
+    )
     if existing is not None and existing.status == TranscriptStatus.SUCCEEDED:
         log.info("job already succeeded; not calling the provider again", extra=log_extra)
         return _outcome(job.ordinal, existing)
+    if status != RunStatus.RUNNING:
+        # Paused: the job waits for the resume. Cancelled or ended: it never runs.
+        log.info("run is %s; not calling the provider", status.value, extra=log_extra)
+        return ProbeOutcome(
+            ordinal=job.ordinal,
+            outcome="deferred" if status == RunStatus.PAUSED else "stopped",
+            model_id=job.model.id,
+        )
 
     request = CompletionRequest(
         model=job.model.version,
         messages=_messages(job),
         temperature=job.temperature,
         max_tokens=job.max_tokens,
+        correlation_id=job.key,
     )
     resolved = ResolvedModel(
         model_id=job.model.id,
@@ -145,7 +187,8 @@ def _success(result: CompletionResult, model: ResolvedModel) -> dict[str, Any]:
         "cost_usd": model.cost_usd(result.input_tokens, result.output_tokens),
         "provider_model": result.provider_model,
         "finish_reason": result.finish_reason.value,
-        "decision_code": extract_decision(result.text),
+        # The summarising phase extracts the code and writes the text.
+        "decision_code": PENDING,
     }
 
 
@@ -198,7 +241,8 @@ def _transcript(
 
 
 def _request_hash(request: CompletionRequest) -> str:
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+    parameters = request.model_dump_json(exclude={"correlation_id"})
+    return hashlib.sha256(parameters.encode()).hexdigest()[:16]
 
 
 def _outcome(ordinal: int, transcript: Transcript) -> ProbeOutcome:

@@ -7,14 +7,15 @@ import uuid
 from typing import Any
 
 from evalruns.domain.base import utcnow
+from evalruns.domain.orchestration import SyncResult
 from evalruns.domain.runs import (
+    ORCHESTRATION_MOVES,
     Progress,
     Run,
     RunConfig,
     RunModel,
     RunRequest,
     RunStatus,
-    check_transition,
 )
 from evalruns.domain.sampling import new_seed, sample_size
 from evalruns.errors import FieldError, InvalidInput
@@ -126,30 +127,36 @@ def list_runs(
     return services.runs.list(limit, cursor, status, definition_id)
 
 
-def record_state(
+def sync_run(
     services: Services,
     run_id: str,
-    status: RunStatus | None = None,
     progress: Progress | None = None,
+    target: RunStatus | None = None,
     error: str | None = None,
-) -> StoredRun:
-    """Persist a status change and/or a progress snapshot (from the orchestration)."""
+) -> SyncResult:
+    """What the orchestration records: a progress snapshot, and a move to `target` when the
+    current status allows it. Never raises for a status the user changed meanwhile (paused,
+    cancelled): the orchestration reads the returned status and follows it.
+    """
 
-    def change(run: StoredRun) -> StoredRun:
+    def change(run: StoredRun) -> StoredRun | None:
+        if run.status.is_terminal:
+            return None
         update: dict[str, Any] = {}
         now = utcnow()
-        if status is not None and status != run.status:
-            check_transition(run.status, status)
-            update["status"] = status
-            if status == RunStatus.RUNNING and run.started_at is None:
-                update["started_at"] = now
-            if status.is_terminal:
+        status = run.status
+        if target is not None and target in ORCHESTRATION_MOVES.get(status, ()):
+            update["status"] = status = target
+            if target.is_terminal:
                 update["completed_at"] = now
-        if progress is not None:
+            if error is not None:
+                update["error"] = error
+        if status == RunStatus.RUNNING and run.started_at is None:
+            update["started_at"] = now
+        if progress is not None and progress != run.progress:
             update["progress"] = progress
             update["cost_usd"] = progress.cost_usd
-        if error is not None:
-            update["error"] = error
-        return run.model_copy(update=update)
+        return run.model_copy(update=update) if update else None
 
-    return services.runs.update(run_id, change)
+    run = services.runs.update(run_id, change)
+    return SyncResult(status=run.status, control_seq=run.control_seq)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.definitions import Definition, DefinitionInput
+from evalruns.storage.documents import ACCESSED_FIELD, with_accessed
 from evalruns.storage.paging import Page
-from evalruns.storage.timeline import Timeline
+from evalruns.storage.timeline import Record, Timeline
+
+
+def _load(record: Record) -> Definition:
+    return Definition.model_validate(with_accessed(record.document, record.last_accessed_at))
 
 
 class DefinitionRepository:
@@ -19,12 +25,17 @@ class DefinitionRepository:
         definition = Definition(
             **given.model_dump(), id=uuid.uuid4().hex, created_at=now, updated_at=now
         )
-        self._timeline.insert(definition.id, now, {}, definition.to_json_dict())
+        document = definition.to_json_dict(exclude={ACCESSED_FIELD})
+        self._timeline.insert(definition.id, now, {}, document)
         return definition
 
     def get(self, definition_id: str) -> Definition:
-        return Definition.model_validate(self._timeline.get(definition_id).document)
+        return _load(self._timeline.get(definition_id))
+
+    def touch(self, definition_id: str, at: datetime) -> None:
+        """Record that the definition was read at `at`, changing nothing else."""
+        self._timeline.touch(definition_id, at)
 
     def list(self, limit: int, cursor: str | None) -> Page[Definition]:
         page = self._timeline.list({}, limit, cursor)
-        return Page([Definition.model_validate(doc) for doc in page.items], page.next_cursor)
+        return Page([_load(record) for record in page.items], page.next_cursor)

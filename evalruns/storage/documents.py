@@ -3,12 +3,17 @@
 A pydantic record is stored as its JSON in `Doc0..DocN` (each under the 64 KiB property
 limit) beside a few typed columns used for server-side filters. A document too large for one
 entity goes to Blob and the entity keeps a pointer (`DocBlob`).
+
+When a record was last read is not part of its document: it is the `LastAccessedAt` column,
+which access tracking merges on its own (never touching the document) and every replace
+carries over.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from evalruns.storage.limits import (
@@ -24,6 +29,10 @@ from evalruns.storage.limits import (
 
 DOC_PREFIX = "Doc"
 DOC_BLOB = "DocBlob"
+ACCESSED_COLUMN = "LastAccessedAt"
+# The model field the column stands for: left out of documents, set from the column on load.
+ACCESSED_FIELD = "last_accessed_at"
+ACCESSED_KEY = "lastAccessedAt"
 # 64 KiB of UTF-16 is 32,768 code units; astral characters take two, so split by measure.
 _CHUNK_BYTES = MAX_PROPERTY_BYTES
 
@@ -79,3 +88,21 @@ def read_document(entity: Mapping[str, Any]) -> dict[str, Any]:
         index += 1
     loaded: dict[str, Any] = json.loads("".join(parts))
     return loaded
+
+
+def accessed_at(entity: Mapping[str, Any]) -> datetime | None:
+    """The entity's `LastAccessedAt` as a plain aware datetime (the SDK returns a subclass)."""
+    value = entity.get(ACCESSED_COLUMN)
+    if not isinstance(value, datetime):
+        return None
+    return datetime.combine(value.date(), value.time(), value.tzinfo)
+
+
+def accessed_columns(at: datetime | None) -> dict[str, Any]:
+    """The columns carrying `at` over into a replaced entity (none when never accessed)."""
+    return {} if at is None else {ACCESSED_COLUMN: at}
+
+
+def with_accessed(document: Mapping[str, Any], at: datetime | None) -> dict[str, Any]:
+    """`document` with its last access time from the column, ready to validate."""
+    return {**document, ACCESSED_KEY: at}

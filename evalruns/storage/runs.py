@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.definitions import Definition
 from evalruns.domain.runs import Run, RunStatus
 from evalruns.errors import Conflict
+from evalruns.storage.documents import ACCESSED_FIELD, with_accessed
 from evalruns.storage.paging import Page
-from evalruns.storage.timeline import Timeline
+from evalruns.storage.timeline import Record, Timeline
 
 log = logging.getLogger(__name__)
 UPDATE_ATTEMPTS = 8
@@ -35,16 +37,33 @@ def _columns(run: Run) -> dict[str, Any]:
     return {"Status": run.status.value, "DefinitionId": run.definition_id}
 
 
+def _document(run: StoredRun) -> dict[str, Any]:
+    """The stored document: the last access time lives in its own column."""
+    return run.to_json_dict(exclude={ACCESSED_FIELD})
+
+
+def _load(record: Record) -> StoredRun:
+    return StoredRun.model_validate(with_accessed(record.document, record.last_accessed_at))
+
+
 class RunRepository:
     def __init__(self, timeline: Timeline) -> None:
         self._timeline = timeline
 
     def create(self, run: StoredRun) -> StoredRun:
-        self._timeline.insert(run.id, run.created_at, _columns(run), run.to_json_dict())
-        return run
+        self._timeline.insert(run.id, run.created_at, _columns(run), _document(run))
+        return run.model_copy(update={ACCESSED_FIELD: None})
 
     def get(self, run_id: str) -> StoredRun:
-        return StoredRun.model_validate(self._timeline.get(run_id).document)
+        return _load(self._timeline.get(run_id))
+
+    def touch(self, run_id: str, at: datetime) -> None:
+        """Record that the run was read at `at`, changing nothing else."""
+        self._timeline.touch(run_id, at)
+
+    def status(self, run_id: str) -> RunStatus:
+        """The run's status alone: probes check it before every provider call."""
+        return RunStatus(self._timeline.column(run_id, "Status"))
 
     def update(self, run_id: str, change: Callable[[StoredRun], StoredRun | None]) -> StoredRun:
         """Apply `change` to the current run and store it, retrying on concurrent writes.
@@ -54,17 +73,18 @@ class RunRepository:
         """
         for _ in range(UPDATE_ATTEMPTS):
             stored = self._timeline.get(run_id)
-            current = StoredRun.model_validate(stored.document)
+            current = _load(stored)
             changed = change(current)
             if changed is None or changed == current:
                 return current
             changed = changed.model_copy(update={"updated_at": utcnow()})
             try:
-                self._timeline.replace(run_id, stored, _columns(changed), changed.to_json_dict())
+                self._timeline.replace(run_id, stored, _columns(changed), _document(changed))
             except Conflict:
                 log.info("run %s changed concurrently; retrying update", run_id)
                 continue
-            return changed
+            # The stored access time was carried over, whatever `change` set.
+            return changed.model_copy(update={ACCESSED_FIELD: stored.last_accessed_at})
         raise Conflict(f"run {run_id} is being updated by others; try again")
 
     def list(
@@ -80,4 +100,4 @@ class RunRepository:
         if definition_id is not None:
             filters["DefinitionId"] = definition_id
         page = self._timeline.list(filters, limit, cursor)
-        return Page([StoredRun.model_validate(doc) for doc in page.items], page.next_cursor)
+        return Page([_load(record) for record in page.items], page.next_cursor)

@@ -2,7 +2,9 @@
 
 Each record is two entities in one partition, written in one transaction: `id!<id>` for point
 reads and `ts!<inverted time>!<id>` for listing newest first with server-side filters. Both
-hold the same document and filter columns, so a list never needs a second read.
+hold the same document and filter columns, so a list never needs a second read. Both also
+carry the `LastAccessedAt` column, which `touch` merges into both without changing anything else
+and `replace` carries over.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from evalruns.errors import Conflict, NotFound
-from evalruns.storage.documents import build_entity, read_document
+from evalruns.storage.documents import (
+    ACCESSED_COLUMN,
+    accessed_at,
+    accessed_columns,
+    build_entity,
+    read_document,
+)
 from evalruns.storage.limits import LimitExceeded, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 
@@ -35,12 +43,23 @@ def time_key(created_at: datetime, record_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class Stored:
-    """A stored document with what an optimistic update needs."""
+class Record:
+    """A stored document and when the record was last read (its own column)."""
 
     document: dict[str, Any]
+    last_accessed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Stored(Record):
+    """A record with what an optimistic update needs."""
+
     etag: str
     time_key: str
+
+
+def _record(entity: dict[str, Any]) -> Record:
+    return Record(read_document(entity), accessed_at(entity))
 
 
 class Timeline:
@@ -70,7 +89,20 @@ class Timeline:
             entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id)
         except ResourceNotFoundError as exc:
             raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
-        return Stored(read_document(entity), str(entity.metadata["etag"]), entity["TimeKey"])
+        return Stored(
+            document=read_document(entity),
+            last_accessed_at=accessed_at(entity),
+            etag=str(entity.metadata["etag"]),
+            time_key=entity["TimeKey"],
+        )
+
+    def column(self, record_id: str, name: str) -> Any:
+        """One filter column of a record, without reading its document (hot paths)."""
+        try:
+            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id, select=[name])
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+        return entity.get(name)
 
     def replace(
         self,
@@ -79,8 +111,16 @@ class Timeline:
         columns: Mapping[str, Any],
         document: Mapping[str, Any],
     ) -> None:
-        """Replace both entities if the record is unchanged since `stored` was read."""
-        columns = {**columns, "TimeKey": stored.time_key}
+        """Replace both entities if the record is unchanged since `stored` was read.
+
+        The last access time read with `stored` is carried over; a touch since then changed
+        the ETag, so this fails with Conflict and the caller rereads it.
+        """
+        columns = {
+            **columns,
+            **accessed_columns(stored.last_accessed_at),
+            "TimeKey": stored.time_key,
+        }
         try:
             self._table.submit_transaction(
                 [
@@ -105,9 +145,29 @@ class Timeline:
                 raise Conflict(f"the {self._kind} changed while it was being updated") from exc
             raise
 
-    def list(
-        self, filters: Mapping[str, Any], limit: int, cursor: str | None
-    ) -> Page[dict[str, Any]]:
+    def touch(self, record_id: str, at: datetime) -> None:
+        """Set when the record was last read, in both entities, and nothing else.
+
+        A MERGE of that one column without an ETag condition: the document, its `updatedAt`
+        and the filter columns are untouched, and a concurrent writer is never made to fail
+        by it (its ETag-conditioned replace rereads and carries the new value over).
+        """
+        try:
+            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id, select=["TimeKey"])
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+        self._table.submit_transaction(
+            [
+                (
+                    "update",
+                    {"PartitionKey": PARTITION, "RowKey": row, ACCESSED_COLUMN: at},
+                    {"mode": UpdateMode.MERGE},
+                )
+                for row in (ID_PREFIX + record_id, entity["TimeKey"])
+            ]
+        )
+
+    def list(self, filters: Mapping[str, Any], limit: int, cursor: str | None) -> Page[Record]:
         """Newest first; `filters` are equality filters on columns."""
         clauses = ["PartitionKey eq @pk", "RowKey gt @start", "RowKey lt @end"]
         parameters: dict[str, Any] = {"pk": PARTITION, "start": TIME_PREFIX, "end": TIME_END}
@@ -120,7 +180,7 @@ class Timeline:
         entities = self._table.query_entities(
             " and ".join(clauses), parameters=parameters, results_per_page=limit + 1
         )
-        return keyset_page(entities, limit, read_document)
+        return keyset_page(entities, limit, _record)
 
     def _entity(
         self, row: str, columns: Mapping[str, Any], document: Mapping[str, Any]

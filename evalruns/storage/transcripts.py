@@ -1,21 +1,36 @@
 """Transcripts on Table Storage: one partition per run, row key = job key.
 
 Row keys order by model, scenario and sample, so reading a partition in key order is the
-export's order and needs no sorting in memory.
+export's order and needs no sorting in memory. When a transcript was last read is the entity's
+`LastAccessedAt` column (also for one spilled to Blob), merged by `touch` and carried over by
+`put`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, TranscriptSummary
-from evalruns.errors import NotFound
+from evalruns.errors import Conflict, NotFound
 from evalruns.storage.blobs import DocumentBlobs
-from evalruns.storage.documents import DOC_BLOB, build_entity, pointer_entity, read_document
+from evalruns.storage.documents import (
+    ACCESSED_COLUMN,
+    ACCESSED_FIELD,
+    DOC_BLOB,
+    accessed_at,
+    accessed_columns,
+    build_entity,
+    pointer_entity,
+    read_document,
+    with_accessed,
+)
 from evalruns.storage.limits import is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 
@@ -23,6 +38,11 @@ from evalruns.storage.paging import Page, after_row, keyset_page
 # read (response body, parsed JSON, documents), and an entity may be up to 1 MiB, so keep it
 # small: 200 made the export's peak memory larger than the whole CSV of a 1,000-row run.
 EXPORT_PAGE_SIZE = 25
+# Replacing a transcript rereads its access time when a touch lands in between; touches come
+# at most once a minute, so even a second attempt is rare.
+REPLACE_ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
 
 
 class TranscriptRepository:
@@ -31,15 +51,58 @@ class TranscriptRepository:
         self._spill = spill
 
     def put(self, transcript: Transcript) -> None:
-        """Insert or replace; a transcript too large for an entity goes to Blob."""
+        """Insert or replace; a transcript too large for an entity goes to Blob.
+
+        The stored last access time is kept (the one on `transcript` is ignored: only `touch`
+        sets it). A new transcript takes one request; replacing one reads its access time
+        first and replaces only if no touch came in between.
+        """
         columns = {"Status": transcript.status.value, "ModelId": transcript.model_id}
-        document = transcript.to_json_dict()
+        document = transcript.to_json_dict(exclude={ACCESSED_FIELD})
         entity = build_entity(transcript.run_id, transcript.id, columns, document)
         if entity is None:
             blob_name = f"{transcript.run_id}/{transcript.id}.json"
             self._spill.put(blob_name, document)
             entity = pointer_entity(transcript.run_id, transcript.id, columns, blob_name)
-        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        try:
+            self._table.create_entity(entity)
+        except ResourceExistsError:
+            self._replace(entity)
+
+    def _replace(self, entity: dict[str, Any]) -> None:
+        """Replace the stored entity, carrying its access time over."""
+        partition, row = entity["PartitionKey"], entity["RowKey"]
+        for _ in range(REPLACE_ATTEMPTS):
+            current = self._table.get_entity(partition, row, select=[ACCESSED_COLUMN])
+            try:
+                self._table.update_entity(
+                    {**entity, **accessed_columns(accessed_at(current))},
+                    mode=UpdateMode.REPLACE,
+                    etag=current.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except HttpResponseError as exc:
+                if exc.status_code == 412 or "UpdateConditionNotSatisfied" in str(exc):
+                    log.info(
+                        "transcript changed while it was replaced; retrying",
+                        extra={"run_id": partition, "job_key": row},
+                    )
+                    continue
+                raise
+            return
+        raise Conflict(f"transcript {row} of run {partition} is being written by others")
+
+    def touch(self, run_id: str, transcript_id: str, at: datetime) -> None:
+        """Set when the transcript was last read, and nothing else: a MERGE of that one
+        column, without an ETag condition (for a spilled transcript, on its pointer entity;
+        the blob is not touched)."""
+        try:
+            self._table.update_entity(
+                {"PartitionKey": run_id, "RowKey": transcript_id, ACCESSED_COLUMN: at},
+                mode=UpdateMode.MERGE,
+            )
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"run {run_id!r} has no transcript {transcript_id!r}") from exc
 
     def get(self, run_id: str, transcript_id: str) -> Transcript:
         if not (is_valid_key(run_id) and is_valid_key(transcript_id)):
@@ -64,6 +127,23 @@ class TranscriptRepository:
         model_id: str | None = None,
         status: TranscriptStatus | None = None,
     ) -> Page[TranscriptSummary]:
+        entities = self._query_after(run_id, limit, cursor, model_id, status)
+        return keyset_page(
+            entities, limit, lambda e: TranscriptSummary.model_validate(self._load(e).model_dump())
+        )
+
+    def page(self, run_id: str, limit: int, cursor: str | None) -> Page[Transcript]:
+        """The next `limit` whole transcripts of a run in key order, after `cursor`."""
+        return keyset_page(self._query_after(run_id, limit, cursor), limit, self._load)
+
+    def _query_after(
+        self,
+        run_id: str,
+        limit: int,
+        cursor: str | None,
+        model_id: str | None = None,
+        status: TranscriptStatus | None = None,
+    ) -> Iterable[dict[str, Any]]:
         clauses = ["PartitionKey eq @pk"]
         parameters: dict[str, Any] = {"pk": run_id}
         after = after_row(cursor)
@@ -76,12 +156,10 @@ class TranscriptRepository:
         if status is not None:
             clauses.append("Status eq @status")
             parameters["status"] = status.value
-        entities = self._table.query_entities(
+        entities: Iterable[dict[str, Any]] = self._table.query_entities(
             " and ".join(clauses), parameters=parameters, results_per_page=limit + 1
         )
-        return keyset_page(
-            entities, limit, lambda e: TranscriptSummary.model_validate(self._load(e).model_dump())
-        )
+        return entities
 
     def iterate(self, run_id: str) -> Iterator[Transcript]:
         """Every transcript of a run in key order, a page at a time (bounded memory)."""
@@ -93,5 +171,7 @@ class TranscriptRepository:
 
     def _load(self, entity: dict[str, Any]) -> Transcript:
         if DOC_BLOB in entity:
-            return Transcript.model_validate(self._spill.get(entity[DOC_BLOB]))
-        return Transcript.model_validate(read_document(entity))
+            document = self._spill.get(entity[DOC_BLOB])
+        else:
+            document = read_document(entity)
+        return Transcript.model_validate(with_accessed(document, accessed_at(entity)))

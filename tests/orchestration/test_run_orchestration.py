@@ -12,9 +12,8 @@ from devhost.durable import DurableEngine, EventType
 from evalruns import names
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import TranscriptStatus
-from evalruns.providers.mock import MockProvider
 from evalruns.services import Services
-from tests.support.runs import grid_definition, start_run
+from tests.support.runs import grid_definition, probe_calls, start_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -54,7 +53,7 @@ def test_run_completes_with_every_job_once(
     assert all(t.status == TranscriptStatus.SUCCEEDED for t in transcripts)
     assert all(t.decision_code in {"1", "2", "3", "4", "5"} for t in transcripts)
     assert Counter(t.model_id for t in transcripts) == {"mock-small": 50, "mock-large": 50}
-    assert sum(MockProvider.calls.values()) == 100
+    assert probe_calls() == 100
     first = transcripts[0]
     assert [turn.role for turn in first.turns] == ["system", "user", "assistant"]
     assert first.model_version == "mock-large-20250101" or first.model_version.startswith("mock")
@@ -94,11 +93,12 @@ def peak_history(engine: DurableEngine, run_id: str) -> int:
 def test_history_stays_bounded_however_large_the_run(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    """A run four times larger has no longer histories: batches bound the fan-out and the
-    run orchestrator continues as new every few waves."""
+    """A run twice as large has no longer histories: batches bound the fan-out, and the run
+    orchestrator continues as new every few waves and every few summary pages (both runs are
+    large enough to reach those limits)."""
     services = configure(batch_size=5, parallel_batches=2)
     peaks = {}
-    for samples in (1, 4):
+    for samples in (2, 4):
         run = start_run(
             services,
             engine,
@@ -116,7 +116,7 @@ def test_history_stays_bounded_however_large_the_run(
     (small_peak, small_generations), (large_peak, large_generations) = peaks.values()
     assert large_generations > small_generations > 1
     assert large_peak == small_peak
-    assert large_peak < 100
+    assert large_peak < 200
 
 
 def test_rate_limits_are_retried_on_durable_timers(
@@ -132,7 +132,7 @@ def test_rate_limits_are_retried_on_durable_timers(
     assert stored.progress.completed == 20 and stored.progress.failed == 0
     probes = engine.activity_calls(names.PROBE_ACTIVITY)
     assert len(probes) > 20  # some calls were rejected and retried
-    assert sum(MockProvider.calls.values()) == len(probes)
+    assert probe_calls() == len(probes)
     batches = [i for i in engine.instance_ids() if ":batch:" in i]
     timers = [
         event
@@ -222,8 +222,8 @@ def test_probe_never_calls_the_provider_twice_for_a_succeeded_job(
     services = configure()
     run = start_run(services, engine, grid_definition(2))
     engine.run_until_complete(run.id)
-    assert sum(MockProvider.calls.values()) == 2
+    assert probe_calls() == 2
     job = services.jobs.get(run.id, 0)
     again = asyncio.run(probe_job(services, ProbeInput(job=job)))
     assert again.outcome == "succeeded"
-    assert sum(MockProvider.calls.values()) == 2
+    assert probe_calls() == 2

@@ -9,9 +9,23 @@ from evalruns import names
 from evalruns.domain.definitions import DefinitionInput
 from evalruns.domain.orchestration import RunState
 from evalruns.domain.runs import RunRequest
+from evalruns.providers.mock import MockProvider
 from evalruns.services import Services
 from evalruns.services.runs import create_run
 from evalruns.storage.runs import StoredRun
+
+# Orchestration tests summarise with a version no job uses, so provider calls can be told apart.
+SUMMARISER = "mock-small@mock-small-20250101"
+SUMMARISER_VERSION = "mock-small-20250101"
+
+
+def probe_calls() -> int:
+    """Calls the mock provider received for jobs (summaries left out)."""
+    return sum(MockProvider.calls.values()) - MockProvider.calls[SUMMARISER_VERSION]
+
+
+def summary_calls() -> int:
+    return MockProvider.calls[SUMMARISER_VERSION]
 
 
 def grid_definition(*sizes: int) -> DefinitionInput:

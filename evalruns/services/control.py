@@ -1,0 +1,148 @@
+"""Run control: pause, resume, cancel and re-run.
+
+The run record is the truth. A command first changes the record (with an ETag, so two
+commands never both win), then signals the orchestration: probes read the record before
+every provider call, so a pause or cancel takes effect at once; the orchestration wakes on the
+event and re-reads the record, so a lost or stale event can stall nothing for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, Protocol
+
+from evalruns.domain.base import utcnow
+from evalruns.domain.runs import (
+    Progress,
+    RerunRequest,
+    Run,
+    RunStatus,
+    check_action,
+)
+from evalruns.errors import FieldError, InvalidInput
+from evalruns.names import control_event
+from evalruns.services.container import Services
+from evalruns.services.runs import resolve_models
+from evalruns.storage.runs import StoredRun
+
+log = logging.getLogger(__name__)
+STOPPED = {None, "Terminated", "Completed", "Failed"}
+TERMINATE_WAIT_SECONDS = 5.0
+TERMINATE_POLL_SECONDS = 0.2
+
+
+class Orchestrations(Protocol):
+    """The Durable client operations run control needs (implemented by the HTTP layer)."""
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None: ...
+
+    async def terminate(self, instance_id: str, reason: str) -> None: ...
+
+    async def status(self, instance_id: str) -> tuple[str | None, Any]:
+        """The runtime status (None when unknown) and the custom status."""
+
+
+async def pause_run(services: Services, orchestrations: Orchestrations, run_id: str) -> Run:
+    run = await _command(services, run_id, "pause", RunStatus.PAUSED)
+    await orchestrations.raise_event(run_id, control_event(run.control_seq), {"action": "pause"})
+    return run.public()
+
+
+async def resume_run(services: Services, orchestrations: Orchestrations, run_id: str) -> Run:
+    run = await _command(services, run_id, "resume", RunStatus.RUNNING)
+    await orchestrations.raise_event(run_id, control_event(run.control_seq), {"action": "resume"})
+    return run.public()
+
+
+async def cancel_run(
+    services: Services,
+    orchestrations: Orchestrations,
+    run_id: str,
+    settle_seconds: float = TERMINATE_WAIT_SECONDS,
+) -> Run:
+    """Mark the run CANCELLED, then terminate its orchestration and the batches in flight.
+
+    Terminate does not cascade, so the batches are terminated one by one (the orchestration
+    names those in flight in its custom status). Calls already in flight finish and are
+    recorded; probes that have not started see the cancelled run and do not call a provider.
+    """
+    run = await _command(services, run_id, "cancel", RunStatus.CANCELLED)
+    reason = "cancelled by the user"
+    await orchestrations.terminate(run_id, reason)
+    custom = await _custom_status_once_stopped(orchestrations, run_id, settle_seconds)
+    batches = custom.get("batches", []) if isinstance(custom, dict) else []
+    for batch_id in batches:
+        await orchestrations.terminate(batch_id, reason)
+    log.info("run %s cancelled; %d batches terminated", run_id, len(batches))
+    return run.public()
+
+
+async def _custom_status_once_stopped(
+    orchestrations: Orchestrations, run_id: str, settle_seconds: float
+) -> Any:
+    """The custom status once the termination has taken effect, so no batch started after
+    it was read (or after `settle_seconds`, if the runtime is slow to apply it)."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        runtime_status, custom = await orchestrations.status(run_id)
+        if runtime_status in STOPPED or time.monotonic() > deadline:
+            return custom
+        await asyncio.sleep(TERMINATE_POLL_SECONDS)
+
+
+async def _command(services: Services, run_id: str, action: str, status: RunStatus) -> StoredRun:
+    def change(run: StoredRun) -> StoredRun:
+        check_action(action, run.status)
+        update: dict[str, Any] = {"status": status, "control_seq": run.control_seq + 1}
+        if status.is_terminal:
+            update["completed_at"] = utcnow()
+        return run.model_copy(update=update)
+
+    return await services.run_io(services.runs.update, run_id, change)
+
+
+def create_rerun(services: Services, parent_id: str, request: RerunRequest) -> StoredRun:
+    """A new PENDING run of the parent's definition snapshot, sampling and settings.
+
+    `onlyFailed` executes only the parent's failed (or never finished) jobs with the parent's
+    models; the plan carries the successful transcripts over without calling any provider.
+    """
+    parent = services.runs.get(parent_id)
+    config = parent.config
+    if request.models is not None:
+        if request.only_failed:
+            raise InvalidInput(
+                "onlyFailed re-runs the parent's failed jobs with the parent's models: "
+                "leave out 'models', or leave out 'onlyFailed' to run everything again",
+                [FieldError(("body", "models"), "not allowed with onlyFailed")],
+            )
+        config = config.model_copy(update={"models": resolve_models(services, request.models)})
+    now = utcnow()
+    kind = "re-run of failed jobs" if request.only_failed else "re-run"
+    child = StoredRun(
+        id=uuid.uuid4().hex,
+        name=request.name or f"{parent.name} ({kind})",
+        definition_id=parent.definition_id,
+        definition_name=parent.definition_name,
+        status=RunStatus.PENDING,
+        config=config,
+        progress=Progress.planned(
+            {model.id: config.job_count // len(config.models) for model in config.models}
+        ),
+        created_at=now,
+        updated_at=now,
+        parent_run_id=parent.id,
+        only_failed=request.only_failed,
+        definition=parent.definition,
+    )
+    services.runs.create(child)
+
+    def add_child(run: StoredRun) -> StoredRun:
+        return run.model_copy(update={"child_run_ids": [*run.child_run_ids, child.id]})
+
+    services.runs.update(parent.id, add_child)
+    log.info("run %s re-runs %s", child.id, parent.id, extra={"run_id": child.id})
+    return child

@@ -1,0 +1,83 @@
+"""The Durable client behind run start and run control: one adapter, used by the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from evalruns import names
+from evalruns.domain.orchestration import RunState
+from evalruns.domain.runs import RunStatus
+from evalruns.errors import Unavailable
+from evalruns.services.container import Services
+from evalruns.services.runs import sync_run
+from evalruns.storage.runs import StoredRun
+from http_api.requests import json_response
+
+log = logging.getLogger(__name__)
+
+
+class DurableOrchestrations:
+    """`evalruns.services.control.Orchestrations` over the Durable client."""
+
+    def __init__(self, client: df.DurableOrchestrationClient) -> None:
+        self._client = client
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        await self._client.raise_event(instance_id, name, data)
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        try:
+            await self._client.terminate(instance_id, reason)
+        except Exception as error:  # the SDK raises bare Exceptions for 404 and 410
+            log.info("terminate %s: %s", instance_id, error)
+
+    async def status(self, instance_id: str) -> tuple[str | None, Any]:
+        status = await self._client.get_status(instance_id)
+        if not status or status.runtime_status is None:
+            return None, None
+        return status.runtime_status.value, status.custom_status
+
+
+async def start_run(
+    services: Services,
+    client: df.DurableOrchestrationClient,
+    req: func.HttpRequest,
+    run: StoredRun,
+) -> func.HttpResponse:
+    """Start the run's orchestration (instance id = run id) and answer 202 with its links.
+
+    If the runtime refuses, the run is recorded FAILED and the caller gets a 503.
+    """
+    try:
+        await client.start_new(
+            names.RUN_ORCHESTRATOR, run.id, RunState(run_id=run.id).to_json_dict()
+        )
+    except Exception as exc:
+        log.exception("could not start the orchestration of run %s", run.id)
+        await asyncio.to_thread(
+            sync_run,
+            services,
+            run.id,
+            target=RunStatus.FAILED,
+            error="the orchestration could not be started",
+        )
+        raise Unavailable(
+            "the run was recorded but its orchestration could not be started; try again in a moment"
+        ) from exc
+    links = client.get_client_response_links(req, run.id)
+    return json_response(
+        {
+            "run": run.public().to_json_dict(),
+            "statusQueryGetUri": links["statusQueryGetUri"],
+            "sendEventPostUri": links["sendEventPostUri"],
+            "terminatePostUri": links["terminatePostUri"],
+        },
+        HTTPStatus.ACCEPTED,
+        headers={"Location": f"/api/runs/{run.id}"},
+    )

@@ -1,0 +1,60 @@
+"""Run control: pause, resume, cancel and re-run (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from evalruns.domain.runs import RerunRequest
+from evalruns.services import get_services
+from evalruns.services.control import cancel_run, create_rerun, pause_run, resume_run
+from http_api.orchestrations import DurableOrchestrations, start_run
+from http_api.problems import api_errors
+from http_api.requests import json_response, parse_body
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@bp.route(route="runs/{runId}/pause", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_pause(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    run = await pause_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
+
+
+@bp.route(route="runs/{runId}/resume", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_resume(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    run = await resume_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
+
+
+@bp.route(route="runs/{runId}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_cancel(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    run = await cancel_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
+
+
+@bp.route(route="runs/{runId}/rerun", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def runs_rerun(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    services = get_services()
+    request = parse_body(req, RerunRequest)
+    child = await asyncio.to_thread(create_rerun, services, req.route_params["runId"], request)
+    return await start_run(services, client, req, child)
