@@ -29,7 +29,7 @@ class CompletionRequest(BaseModel):
     temperature: float = 0.7
     max_tokens: int = 1024
     correlation_id: str | None = Field(
-        default=None, description="our id of the call (the job key), for logs; never sent"
+        default=None, description="our id of the call (run and job), for logs; never sent"
     )
 
 

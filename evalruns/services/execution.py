@@ -143,7 +143,7 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
         messages=_messages(job),
         temperature=job.temperature,
         max_tokens=job.max_tokens,
-        correlation_id=job.key,
+        correlation_id=f"{job.run_id}:{job.key}",
     )
     resolved = ResolvedModel(
         model_id=job.model.id,

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Stack:
     url: str
     log: Path
+    calls: Path = Path("calls.jsonl")  # the mock provider's call log
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def stack(azurite: Azurite, tmp_path: Path, request: pytest.FixtureRequest) -> I
         "EVALRUNS_TABLE_PREFIX": f"e2e{suffix}",
         "EVALRUNS_EXPORTS_CONTAINER": f"exports-{suffix}",
         "EVALRUNS_SPILL_CONTAINER": f"content-{suffix}",
+        "EVALRUNS_MOCK_CALL_LOG": str(tmp_path / "calls.jsonl"),
         **(marker.kwargs if marker else {}),
     }
     log = tmp_path / "devhost.log"
@@ -40,4 +42,4 @@ def stack(azurite: Azurite, tmp_path: Path, request: pytest.FixtureRequest) -> I
         log.open("wb") as output,
         running_devhost(ROOT, env=env, ready_path="/api/openapi.json", output=output) as url,
     ):
-        yield Stack(url, log)
+        yield Stack(url, log, tmp_path / "calls.jsonl")
