@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from evalruns.client import DEFAULT_URL, ApiError, EvalrunsClient
 from evalruns.progress import RateMeter, render
@@ -134,6 +135,21 @@ def cmd_export(client: EvalrunsClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_control(client: EvalrunsClient, args: argparse.Namespace) -> int:
+    run = client.control(args.run_id, args.action)
+    print(f"run {run['id']}: {run['status']}")
+    return 0
+
+
+def cmd_rerun(client: EvalrunsClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"onlyFailed": args.only_failed}
+    if args.models:
+        body["models"] = args.models
+    run = client.control(args.run_id, "rerun", body)["run"]
+    print(f"run {run['id']} started: re-run of {args.run_id}, {run['progress']['total']} jobs")
+    return cmd_watch(client, argparse.Namespace(run_id=run["id"])) if args.watch else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalruns", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("EVALRUNS_URL", DEFAULT_URL))
@@ -170,6 +186,26 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("run_id")
         sub.set_defaults(command=handler)
+
+    for name, text in (
+        ("pause", "pause a run: no new provider call starts, calls in flight finish"),
+        ("resume", "resume a paused run"),
+        ("cancel", "cancel a run; transcripts already written are kept"),
+    ):
+        control = commands.add_parser(name, help=text)
+        control.add_argument("run_id")
+        control.set_defaults(command=cmd_control, action=name)
+
+    rerun = commands.add_parser("rerun", help="run a run again (same scenarios and settings)")
+    rerun.add_argument("run_id")
+    rerun.add_argument("--models", nargs="+", help="other models or versions")
+    rerun.add_argument(
+        "--only-failed",
+        action="store_true",
+        help="run only the failed jobs; carry the successful ones over",
+    )
+    rerun.add_argument("--watch", action="store_true")
+    rerun.set_defaults(command=cmd_rerun)
 
     listing = commands.add_parser("list", help="list runs, newest first")
     listing.add_argument("--status")

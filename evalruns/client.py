@@ -75,6 +75,10 @@ class EvalrunsClient:
         found: dict[str, Any] = self._call("GET", f"/runs/{run_id}/transcripts/{transcript_id}")
         return found
 
+    def control(self, run_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
+        """`pause`, `resume`, `cancel` (answer: the run) or `rerun` (answer: as a start)."""
+        return self._call("POST", f"/runs/{run_id}/{action}", json=body or {})
+
     def export(self, run_id: str) -> dict[str, Any]:
         link: dict[str, Any] = self._call("POST", f"/runs/{run_id}/exports", json={"format": "csv"})
         return link

@@ -50,6 +50,9 @@ class Settings(BaseModel):
         description="Catalog reference of the model that writes decision texts "
         "(`model`, `provider:model`, `model@version` or `provider:model@version`).",
     )
+    summary_page_size: int = Field(
+        default=50, ge=1, le=100, description="transcripts summarised together by one activity"
+    )
     mock_call_log: str = Field(default="", description="file to append one line per mock call")
     # Provider credentials and endpoints, keyed by the environment variable the catalog names.
     provider_env: dict[str, str] = Field(default_factory=dict)

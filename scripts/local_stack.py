@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import threading
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from evalruns.cli import cmd_watch  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
 
 SAMPLE = ROOT / "examples" / "library_funding.json"
+PAUSE_SETTLE_SECONDS = 1.5
 MODELS = ["mock-small", "mock-large"]
 
 
@@ -51,6 +53,30 @@ def main() -> int:
     return 0
 
 
+def show_pause_and_resume(client: EvalrunsClient, run_id: str, total: int) -> None:
+    """Pause once a quarter of the jobs are done, show that nothing moves, then resume."""
+    done = 0
+    while done < total // 4:
+        time.sleep(0.5)
+        progress = client.run(run_id)["progress"]
+        done = progress["completed"] + progress["failed"]
+    print(f"\npausing at {done}/{total} jobs ...")
+    client.control(run_id, "pause")
+    settled = -1
+    while True:
+        time.sleep(PAUSE_SETTLE_SECONDS)
+        run = client.run(run_id)
+        now = run["progress"]["completed"] + run["progress"]["failed"]
+        if run["status"] == "PAUSED" and now == settled:
+            break
+        settled = now
+    print(f"{run['status']} at {now}/{total}: calls in flight finished, nothing new starts")
+    time.sleep(PAUSE_SETTLE_SECONDS)
+    still = client.run(run_id)["progress"]
+    print(f"still {still['completed'] + still['failed']}/{total} a moment later; resuming")
+    client.control(run_id, "resume")
+
+
 def demo(url: str) -> None:
     with EvalrunsClient(url) as client:
         definition = client.create_definition(json.loads(SAMPLE.read_text()))
@@ -65,8 +91,10 @@ def demo(url: str) -> None:
             name="make run sample",
         )
         run_id = started["run"]["id"]
-        print(f"run {run_id}: {started['run']['progress']['total']} jobs on {', '.join(MODELS)}")
+        total = started["run"]["progress"]["total"]
+        print(f"run {run_id}: {total} jobs on {', '.join(MODELS)}")
         print(f"Durable status: {started['statusQueryGetUri']}")
+        show_pause_and_resume(client, run_id, total)
         cmd_watch(client, Namespace(run_id=run_id))
         link = client.export(run_id)
         print(f"\nCSV export: {link['rows']} rows, {link['bytes']} bytes, {link['filename']}")

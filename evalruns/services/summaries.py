@@ -35,7 +35,6 @@ from evalruns.services.container import Services
 log = logging.getLogger(__name__)
 
 # Transcripts per page: the summaries of a page run concurrently in one activity.
-SUMMARY_PAGE_SIZE = 16
 SUMMARY_TEMPERATURE = 0.0
 SUMMARY_MAX_TOKENS = 200
 # The scenario and the answer are cut to these lengths (start and end kept) in the prompt.
@@ -104,7 +103,9 @@ async def summarise_page(
     `final` says no retry of this page follows: a retryable error is then recorded as a failure
     instead of being left pending.
     """
-    page = await services.run_io(services.transcripts.page, run_id, SUMMARY_PAGE_SIZE, cursor)
+    page = await services.run_io(
+        services.transcripts.page, run_id, services.settings.summary_page_size, cursor
+    )
     todo = [transcript for transcript in page.items if needs_summary(transcript)]
     outcomes = await _summarise_all(services, todo, attempt, final, now or utcnow()) if todo else []
     delays = [o.retry_after for o in outcomes if o.kind == "pending" and o.retry_after is not None]

@@ -128,6 +128,11 @@ def test_cli_starts_watches_and_exports(stack: Stack, tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     assert "18 rows" in exported.stdout
     assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    conflict = cli("pause", run_id)
+    assert conflict.returncode == 1 and "COMPLETED" in conflict.stderr
+    rerun = cli("rerun", run_id, "--models", "mock-large", "--watch")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"re-run of {run_id}" in rerun.stdout and "18/18 done" in rerun.stdout
     refused = cli(
         "start", "--file", str(ROOT / "examples" / "shift_policy.json"), "--models", "no-such-model"
     )

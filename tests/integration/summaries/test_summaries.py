@@ -35,7 +35,6 @@ from evalruns.services import Services
 from evalruns.services.execution import probe_job
 from evalruns.services.summaries import (
     ANSWER_MAX_CHARS,
-    SUMMARY_PAGE_SIZE,
     final_answer,
     summarise_page,
     summarise_run_page,
@@ -43,12 +42,16 @@ from evalruns.services.summaries import (
 )
 from evalruns.storage.runs import StoredRun
 
+SUMMARY_PAGE_SIZE = 16
+
 
 @pytest.fixture
 def configure(configure: Callable[..., Services]) -> Callable[..., Services]:
     """The shared fixture, with the product's default summariser (tests elsewhere use another
     version so their call counts leave summaries out)."""
-    return lambda **overrides: configure(**{"summariser_model": "mock-small", **overrides})
+    return lambda **overrides: configure(
+        **{"summariser_model": "mock-small", "summary_page_size": SUMMARY_PAGE_SIZE, **overrides}
+    )
 
 
 # ---------------------------------------------------------------- factories
