@@ -96,7 +96,7 @@ def test_history_stays_bounded_however_large_the_run(
     """A run twice as large has no longer histories: batches bound the fan-out, and the run
     orchestrator continues as new every few waves and every few summary pages (both runs are
     large enough to reach those limits)."""
-    services = configure(batch_size=5, parallel_batches=2)
+    services = configure(batch_size=5, parallel_batches=2, summary_page_size=5)
     peaks = {}
     for samples in (2, 4):
         run = start_run(
