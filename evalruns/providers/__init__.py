@@ -5,6 +5,8 @@ Callers import these names from here rather than from the modules behind them.
 
 from __future__ import annotations
 
+from evalruns.providers.anthropic import AnthropicProvider
+from evalruns.providers.azure_openai import AzureOpenAIProvider
 from evalruns.providers.base import (
     RETRYABLE_CODES,
     CompletionRequest,
@@ -23,17 +25,28 @@ from evalruns.providers.catalog import (
     UnknownModelError,
     load_catalog,
 )
+from evalruns.providers.gemini import GeminiProvider
+from evalruns.providers.http_provider import HttpProvider
 from evalruns.providers.mock import MockProvider
 from evalruns.providers.openai_compat import OpenAICompatibleProvider
-from evalruns.providers.registry import ProviderNotConfiguredError, open_provider, provider_for
+from evalruns.providers.registry import (
+    ProviderNotConfiguredError,
+    check_provider,
+    open_provider,
+    provider_for,
+)
 
 __all__ = [
     "RETRYABLE_CODES",
+    "AnthropicProvider",
+    "AzureOpenAIProvider",
     "Catalog",
     "CompletionRequest",
     "CompletionResult",
     "ErrorCode",
     "FinishReason",
+    "GeminiProvider",
+    "HttpProvider",
     "Message",
     "MockProvider",
     "ModelInfo",
@@ -44,6 +57,7 @@ __all__ = [
     "ProviderNotConfiguredError",
     "ResolvedModel",
     "UnknownModelError",
+    "check_provider",
     "load_catalog",
     "open_provider",
     "provider_for",

@@ -99,4 +99,9 @@ class Provider(Protocol):
 
     async def complete(self, request: CompletionRequest) -> CompletionResult: ...
 
+    async def check(self) -> None:
+        """Raise a ProviderError unless the provider answers the cheapest authenticated call
+        its API allows (for health checks; it costs no tokens)."""
+        ...
+
     async def aclose(self) -> None: ...

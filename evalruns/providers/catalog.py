@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -25,6 +26,9 @@ MOCK_API = "mock"
 PROVIDER_SEPARATOR = ":"
 VERSION_SEPARATOR = "@"
 TOKENS_PER_PRICE_UNIT = 1_000_000
+# Model and provider ids become storage keys and appear in `provider:model@version`, so they are
+# lower-case and free of separators.
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 _CAMEL = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -43,18 +47,21 @@ class ProviderInfo(BaseModel):
 
     model_config = _CAMEL
 
-    id: str = Field(min_length=1)
+    id: str
     name: str
-    api: Literal["mock", "openai"]
+    api: Literal["mock", "openai", "azure-openai", "anthropic", "gemini"]
     key_env: str | None = None
     # Self-hosted servers usually accept any key, so a key can be optional.
     key_required: bool = True
     base_url: str | None = None
     base_url_env: str | None = None
+    # Where an API that is versioned by request (Azure OpenAI) reads the version to use.
+    api_version_env: str | None = None
     max_concurrency: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _reachable(self) -> ProviderInfo:
+        _check_id("provider", self.id)
         if self.api == MOCK_API:
             return self
         if not self.base_url and not self.base_url_env:
@@ -69,6 +76,10 @@ class ProviderInfo(BaseModel):
 
     def resolve_api_key(self, settings: Settings) -> str | None:
         return settings.provider_value(self.key_env) or None
+
+    def resolve_api_version(self, settings: Settings) -> str | None:
+        """The configured API version, or None to use the provider module's default."""
+        return settings.provider_value(self.api_version_env) or None
 
     def missing_setting(self, settings: Settings) -> str | None:
         """The environment variable that must be set before this provider can be called."""
@@ -86,7 +97,7 @@ class ModelInfo(BaseModel):
 
     model_config = _CAMEL
 
-    id: str = Field(min_length=1)
+    id: str
     provider: str
     display_name: str
     versions: list[str] = Field(min_length=1)
@@ -96,9 +107,9 @@ class ModelInfo(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelInfo:
-        for forbidden in (PROVIDER_SEPARATOR, VERSION_SEPARATOR):
-            if forbidden in self.id:
-                raise ValueError(f"model id {self.id!r} may not contain {forbidden!r}")
+        _check_id("model", self.id)
+        if not all(version and version.strip() == version for version in self.versions):
+            raise ValueError(f"model {self.id!r} lists an empty or padded version")
         if len(set(self.versions)) != len(self.versions):
             raise ValueError(f"model {self.id!r} lists a version twice")
         if self.default_version not in self.versions:
@@ -160,10 +171,11 @@ class Catalog:
         return MappingProxyType(self._models)
 
     def environment_variables(self) -> list[str]:
-        """Every variable a provider reads its key or base URL from, in catalog order."""
+        """Every variable a provider reads its key, base URL or API version from, in catalog
+        order."""
         names: list[str] = []
         for provider in self._providers.values():
-            for name in (provider.key_env, provider.base_url_env):
+            for name in (provider.key_env, provider.base_url_env, provider.api_version_env):
                 if name and name not in names:
                     names.append(name)
         return names
@@ -204,6 +216,14 @@ class Catalog:
             version=version or model.default_version,
             cost_input_per_million=model.cost_input_per_million,
             cost_output_per_million=model.cost_output_per_million,
+        )
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{kind} id {value!r} must be lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
 
 

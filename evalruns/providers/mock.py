@@ -126,6 +126,9 @@ class MockProvider:
             )
         return answer(request)
 
+    async def check(self) -> None:
+        """Always healthy: the mock needs no network, and injected faults are for calls."""
+
     async def aclose(self) -> None:
         """Nothing to release; present to satisfy the `Provider` interface."""
 

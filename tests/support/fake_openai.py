@@ -1,51 +1,67 @@
-"""A fake OpenAI-compatible server over real HTTP, for testing provider clients end to end.
+"""Fake OpenAI-compatible and Azure OpenAI servers over real HTTP, for testing provider clients.
 
-It records every request and answers from a scripted queue; once the queue is empty it answers
-like a healthy server, echoing the requested model. Scripted delays end early when the server
-stops, so a test that times out on purpose does not hold up teardown.
+Both answer from a scripted queue (see `tests.support.fake_http`); unscripted, they answer like
+healthy servers: chat completions with realistic usage, model listings for health checks, and
+each API's own not-found error for anything else.
 """
 
 from __future__ import annotations
 
-import json
-import threading
+import re
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.support.fake_http import (
+    HOST,
+    IDLE_CONNECTION_SECONDS,
+    SHUTDOWN_POLL_SECONDS,
+    FakeHttpServer,
+    RecordedRequest,
+    ScriptedResponse,
+    json_bytes,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "AZURE_API_VERSIONS",
+    "COMPLETIONS_PATH",
+    "DEFAULT_COMPLETION_TOKENS",
+    "DEFAULT_CONTENT",
+    "DEFAULT_PROMPT_TOKENS",
+    "HOST",
+    "IDLE_CONNECTION_SECONDS",
+    "MODELS_PATH",
+    "SHUTDOWN_POLL_SECONDS",
+    "FakeAzureOpenAIServer",
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "ScriptedResponse",
+    "azure_error_body",
+    "completion_body",
+    "error_body",
+    "fake_azure_openai",
+    "fake_openai",
+    "json_bytes",
+]
+
 API_PREFIX = "/v1"
 COMPLETIONS_PATH = f"{API_PREFIX}/chat/completions"
+MODELS_PATH = f"{API_PREFIX}/models"
 DEFAULT_CONTENT = "Rating: 3\nThe considerations on each side are roughly even."
 DEFAULT_PROMPT_TOKENS = 42
 DEFAULT_COMPLETION_TOKENS = 17
-SHUTDOWN_POLL_SECONDS = 0.01
-IDLE_CONNECTION_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class ScriptedResponse:
-    """One answer. `body=None` means the default success body for the request's model."""
-
-    status: int = 200
-    body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # the parsed JSON body, or None when it was not JSON
-    raw: bytes
+AZURE_API_VERSIONS = frozenset({"2024-06-01", "2024-10-21", "2025-01-01-preview"})
+AZURE_DEPLOYMENTS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-11-20"}
+AZURE_COMPLETIONS = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
+AZURE_MODELS_PATH = "/openai/models"
+AZURE_BAD_KEY = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+    "a valid key for an active subscription and use a correct regional API endpoint for your "
+    "resource."
+)
 
 
 def completion_body(
@@ -77,10 +93,6 @@ def completion_body(
     }
 
 
-def json_bytes(value: Any) -> bytes:
-    return json.dumps(value).encode("utf-8")
-
-
 def error_body(
     message: str, type_: str = "invalid_request_error", code: str | None = None
 ) -> bytes:
@@ -88,115 +100,80 @@ def error_body(
     return json_bytes({"error": {"message": message, "type": type_, "param": None, "code": code}})
 
 
-class FakeOpenAIServer:
-    """A threaded HTTP server on 127.0.0.1 and a free port; use as a context manager."""
+def azure_error_body(code: str, message: str, **extra: Any) -> bytes:
+    """An error body shaped like Azure OpenAI's: `{"error": {"code", "message", ...}}`."""
+    return json_bytes({"error": {"code": code, "message": message, **extra}})
 
-    def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self._script: deque[ScriptedResponse] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = _Server((HOST, 0), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="fake-openai",
-            daemon=True,
+
+def model_listing(ids: list[str]) -> bytes:
+    return json_bytes(
+        {
+            "object": "list",
+            "data": [{"id": id_, "object": "model", "created": 1721172741} for id_ in ids],
+        }
+    )
+
+
+class FakeOpenAIServer(FakeHttpServer):
+    """`POST /v1/chat/completions` echoing the requested model, and `GET /v1/models`."""
+
+    thread_name = "fake-openai"
+    base_path = API_PREFIX
+
+    def default_answer(self, request: RecordedRequest, status: int) -> tuple[int, bytes]:
+        if request.method == "POST" and request.route == COMPLETIONS_PATH:
+            model = request.body.get("model") if isinstance(request.body, dict) else None
+            return status, json_bytes(completion_body(model=str(model)))
+        if request.method == "GET" and request.route == MODELS_PATH:
+            return status, model_listing(["gpt-4o-mini-2024-07-18", "gpt-4o-2024-11-20"])
+        message = f"Unknown request URL: {request.method} {request.route}"
+        return 404, error_body(message, code="unknown_url")
+
+
+class FakeAzureOpenAIServer(FakeHttpServer):
+    """An Azure OpenAI resource: deployments by name (each backed by a model version), the
+    `api-version` query parameter and the `api-key` header are required, as on Azure."""
+
+    thread_name = "fake-azure-openai"
+
+    def __init__(self, deployments: Mapping[str, str] = AZURE_DEPLOYMENTS) -> None:
+        super().__init__()
+        self.deployments = dict(deployments)
+
+    def default_answer(self, request: RecordedRequest, status: int) -> tuple[int, bytes]:
+        completions = AZURE_COMPLETIONS.fullmatch(request.route)
+        known = (request.method, request.route) == ("GET", AZURE_MODELS_PATH) or (
+            request.method == "POST" and completions is not None
         )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self._httpd.server_address[1]}{API_PREFIX}"
-
-    def enqueue(self, *responses: ScriptedResponse) -> None:
-        with self._lock:
-            self._script.extend(responses)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()  # joins the handler threads
-        self._thread.join()
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _record_and_script(self, request: RecordedRequest) -> ScriptedResponse:
-        with self._lock:
-            self.requests.append(request)
-            return self._script.popleft() if self._script else ScriptedResponse()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # so server_close() waits for every handler to finish
-    fake: FakeOpenAIServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = IDLE_CONNECTION_SECONDS
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-    def _answer(self) -> None:
-        fake = self.server.fake
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        recorded = RecordedRequest(
-            method=self.command,
-            path=self.path,
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=body,
-            raw=raw,
-        )
-        scripted = fake._record_and_script(recorded)
-        if scripted.delay and fake._stopping.wait(scripted.delay):
-            return  # the server is stopping; the client gave up long ago
-        payload = scripted.body
-        if payload is None:
-            if self.path != COMPLETIONS_PATH:
-                payload = error_body(f"Unknown request URL: POST {self.path}", code="unknown_url")
-                scripted = ScriptedResponse(status=404, headers=scripted.headers)
-            else:
-                model = body.get("model") if isinstance(body, dict) else None
-                payload = json_bytes(completion_body(model=str(model)))
-        try:
-            self.send_response(scripted.status)
-            headers = {"Content-Type": "application/json", **scripted.headers}
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client disconnected first (e.g. after its own timeout)
+        if not known or request.query.get("api-version") not in AZURE_API_VERSIONS:
+            return 404, azure_error_body("404", "Resource not found")
+        if not request.headers.get("api-key"):
+            return 401, azure_error_body("401", AZURE_BAD_KEY)
+        if completions is None:
+            return status, model_listing(sorted(set(self.deployments.values())))
+        model = self.deployments.get(completions.group(1))
+        if model is None:
+            message = (
+                "The API deployment for this resource does not exist. If you created the "
+                "deployment within the last 5 minutes, please wait a moment and try again."
+            )
+            return 404, azure_error_body("DeploymentNotFound", message)
+        body = completion_body(model=model)
+        filtered = {"hate": {"filtered": False, "severity": "safe"}}
+        body["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": filtered}]
+        body["choices"][0]["content_filter_results"] = filtered
+        return status, json_bytes(body)
 
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAIServer]:
-    """A running fake server, stopped after the test."""
+    """A running fake OpenAI-compatible server, stopped after the test."""
     with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_azure_openai() -> Iterator[FakeAzureOpenAIServer]:
+    """A running fake Azure OpenAI resource, stopped after the test."""
+    with FakeAzureOpenAIServer() as server:
         yield server

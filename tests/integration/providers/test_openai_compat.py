@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -21,9 +18,18 @@ from evalruns.providers.catalog import load_catalog
 from evalruns.providers.openai_compat import OpenAICompatibleProvider
 from evalruns.providers.registry import open_provider
 from evalruns.settings import Settings
+from tests.integration.providers.calls import (
+    SHORT_TIMEOUT_SECONDS,
+    check,
+    complete,
+    http_date_in,
+    raised,
+    refused_url,
+)
 from tests.support.fake_openai import (
     COMPLETIONS_PATH,
     DEFAULT_CONTENT,
+    MODELS_PATH,
     FakeOpenAIServer,
     ScriptedResponse,
     completion_body,
@@ -32,7 +38,6 @@ from tests.support.fake_openai import (
 )
 
 API_KEY = "sk-proj-TESTKEY-5c1b7e2d9a4f"
-SHORT_TIMEOUT_SECONDS = 0.2
 
 REQUEST = CompletionRequest(
     model="gpt-4o-mini-2024-07-18",
@@ -50,24 +55,13 @@ def call(
     api_key: str | None = API_KEY,
     timeout_seconds: float = 5.0,
 ) -> CompletionResult:
-    async def run() -> CompletionResult:
-        provider = OpenAICompatibleProvider(base_url, api_key, timeout_seconds)
-        try:
-            return await provider.complete(REQUEST)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(run())
+    return complete(OpenAICompatibleProvider(base_url, api_key, timeout_seconds), REQUEST)
 
 
 def call_error(base_url: str, timeout_seconds: float = 5.0) -> ProviderError:
     """The ProviderError a call raises, checked for leaks of the key."""
-    with pytest.raises(ProviderError) as raised:
-        call(base_url, timeout_seconds=timeout_seconds)
-    error = raised.value
-    for text in (str(error), repr(error), error.message, str(error.__cause__)):
-        assert API_KEY not in text
-        assert "Bearer" not in text
+    error = raised(lambda: call(base_url, timeout_seconds=timeout_seconds), API_KEY)
+    assert "Bearer" not in str(error)
     return error
 
 
@@ -199,16 +193,12 @@ def test_wrong_path_is_not_found(fake_openai: FakeOpenAIServer) -> None:
     assert error.code is ErrorCode.NOT_FOUND
 
 
-def in_seconds(seconds: int) -> str:
-    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
-
-
 @pytest.mark.parametrize(
     ("headers", "low", "high"),
     [
         ({"retry-after-ms": "1500"}, 1.5, 1.5),
         ({"Retry-After": "7"}, 7, 7),
-        ({"Retry-After": in_seconds(3600)}, 3500, 3600),
+        ({"Retry-After": http_date_in(3600)}, 3500, 3600),
         ({"x-ratelimit-reset-requests": "1s"}, 1, 1),
         ({"x-ratelimit-reset-tokens": "250ms"}, 0.25, 0.25),
         ({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "6s"}, 90, 90),
@@ -310,12 +300,7 @@ def test_timeout(fake_openai: FakeOpenAIServer) -> None:
 
 
 def test_connection_refused_is_a_network_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Nothing listens on the port once the socket is closed.
-
-    error = call_error(f"http://127.0.0.1:{port}/v1")
+    error = call_error(refused_url("/v1"))
 
     assert error.code is ErrorCode.NETWORK
     assert error.retryable
@@ -358,3 +343,46 @@ def test_registry_provider_reaches_a_local_server(fake_openai: FakeOpenAIServer)
     [sent] = fake_openai.requests
     assert sent.body["model"] == "local-model"
     assert "authorization" not in sent.headers
+
+
+def test_check_lists_models_with_the_key(fake_openai: FakeOpenAIServer) -> None:
+    check(OpenAICompatibleProvider(fake_openai.base_url, API_KEY))
+
+    [sent] = fake_openai.requests
+    assert (sent.method, sent.path) == ("GET", MODELS_PATH)
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_check_of_a_local_server_without_a_key(fake_openai: FakeOpenAIServer) -> None:
+    settings = Settings(provider_env={"EVALRUNS_LOCAL_OPENAI_BASE_URL": fake_openai.base_url})
+    model = load_catalog().resolve("local-model")
+
+    async def run() -> None:
+        async with open_provider(model, settings) as provider:
+            await provider.check()
+
+    asyncio.run(run())
+
+    [sent] = fake_openai.requests
+    assert sent.path == MODELS_PATH
+    assert "authorization" not in sent.headers
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (401, error_body("Incorrect API key.", code="invalid_api_key"), ErrorCode.AUTHENTICATION),
+        (403, error_body("No access.", code="unsupported_country"), ErrorCode.AUTHENTICATION),
+        (429, error_body("Exceeded your quota.", "insufficient_quota"), ErrorCode.RATE_LIMITED),
+        (503, error_body("Overloaded.", "server_error"), ErrorCode.SERVER_ERROR),
+    ],
+)
+def test_check_classifies_errors(
+    fake_openai: FakeOpenAIServer, status: int, body: bytes, code: ErrorCode
+) -> None:
+    fake_openai.enqueue(ScriptedResponse(status=status, body=body))
+
+    error = raised(lambda: check(OpenAICompatibleProvider(fake_openai.base_url, API_KEY)), API_KEY)
+
+    assert error.code is code
+    assert error.status_code == status

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from evalruns.providers.catalog import (
     Catalog,
     ModelInfo,
+    ProviderInfo,
     ResolvedModel,
     UnknownModelError,
     load_catalog,
@@ -81,8 +83,21 @@ def test_incomplete_references_are_refused(catalog: Catalog, ref: str) -> None:
         catalog.resolve(ref)
 
 
+PROVIDERS = {
+    "mock",
+    "openai",
+    "xai",
+    "deepseek",
+    "mistral",
+    "azure-openai",
+    "anthropic",
+    "google",
+    "local",
+}
+
+
 def test_catalog_shape(catalog: Catalog) -> None:
-    assert set(catalog.providers) == {"mock", "openai", "xai", "deepseek", "mistral", "local"}
+    assert set(catalog.providers) == PROVIDERS
     assert catalog.models["mock-small"].versions == ["mock-small-20250101", "mock-small-20250601"]
     assert len(catalog.models["mock-large"].versions) == 1
     for model in catalog.models.values():
@@ -91,6 +106,58 @@ def test_catalog_shape(catalog: Catalog) -> None:
     real = [m for m in catalog.models.values() if m.provider not in ("mock", "local")]
     assert real and all(m.cost_input_per_million > 0 for m in real)
     assert catalog.models["local-model"].cost_output_per_million == 0
+
+
+def test_every_provider_has_models_and_a_concurrency_limit(catalog: Catalog) -> None:
+    for provider in catalog.providers.values():
+        assert any(m.provider == provider.id for m in catalog.models.values()), provider.id
+        assert provider.max_concurrency >= 1
+    assert {p.api for p in catalog.providers.values()} == {
+        "mock",
+        "openai",
+        "azure-openai",
+        "anthropic",
+        "gemini",
+    }
+
+
+def test_catalog_ids_are_usable_as_keys(catalog: Catalog) -> None:
+    for id_ in [*catalog.providers, *catalog.models]:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", id_), id_
+
+
+@pytest.mark.parametrize(
+    ("ref", "provider", "version", "input_price", "output_price"),
+    [
+        ("claude-sonnet-4", "anthropic", "claude-sonnet-4-20250514", 3.0, 15.0),
+        ("anthropic:claude-3-5-haiku", "anthropic", "claude-3-5-haiku-20241022", 0.8, 4.0),
+        (
+            "anthropic:claude-sonnet-4@claude-sonnet-4-20250514",
+            "anthropic",
+            "claude-sonnet-4-20250514",
+            3.0,
+            15.0,
+        ),
+        ("gemini-2.5-pro", "google", "gemini-2.5-pro", 1.25, 10.0),
+        ("google:gemini-2.5-flash@gemini-2.5-flash", "google", "gemini-2.5-flash", 0.3, 2.5),
+        ("azure-openai:azure-gpt-4o-mini", "azure-openai", "gpt-4o-mini", 0.15, 0.6),
+    ],
+)
+def test_new_provider_models_resolve_with_prices(
+    catalog: Catalog,
+    ref: str,
+    provider: str,
+    version: str,
+    input_price: float,
+    output_price: float,
+) -> None:
+    resolved = catalog.resolve(ref)
+
+    assert (resolved.provider, resolved.version) == (provider, version)
+    assert (resolved.cost_input_per_million, resolved.cost_output_per_million) == (
+        input_price,
+        output_price,
+    )
 
 
 def test_models_parse_from_camel_case_and_by_name() -> None:
@@ -138,6 +205,44 @@ def test_inconsistent_catalogs_are_rejected() -> None:
         Catalog.from_data({"providers": [mock], "models": [model, model]})
     with pytest.raises(ValueError, match="baseUrl"):
         Catalog.from_data({"providers": [{**mock, "api": "openai", "keyEnv": "K"}], "models": []})
+    with pytest.raises(ValueError, match="keyEnv"):
+        Catalog.from_data(
+            {"providers": [{**mock, "api": "anthropic", "baseUrl": "https://x"}], "models": []}
+        )
+    with pytest.raises(ValueError, match="empty or padded version"):
+        Catalog.from_data({"providers": [mock], "models": [{**model, "versions": ["v1", " "]}]})
+
+
+MODEL_DATA: dict[str, Any] = {
+    "provider": "mock",
+    "displayName": "M",
+    "versions": ["v1"],
+    "defaultVersion": "v1",
+    "costInputPerMillion": 0,
+    "costOutputPerMillion": 0,
+}
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["", "GPT-4o", "openai:gpt-4o", "gpt-4o@2024", "-gpt", ".gpt", "gpt 4o", "gpt/4o", "modèle"],
+)
+def test_model_ids_must_be_usable_as_keys(model_id: str) -> None:
+    with pytest.raises(ValueError, match="lower-case"):
+        ModelInfo.model_validate({**MODEL_DATA, "id": model_id})
+
+
+@pytest.mark.parametrize("model_id", ["m", "gpt-4.1", "claude_3", "0x", "gemini-2.5-flash-lite"])
+def test_model_ids_that_are_usable(model_id: str) -> None:
+    assert ModelInfo.model_validate({**MODEL_DATA, "id": model_id}).id == model_id
+
+
+@pytest.mark.parametrize("provider_id", ["", "Mock", "my provider", "a:b"])
+def test_provider_ids_must_be_usable_as_keys(provider_id: str) -> None:
+    with pytest.raises(ValueError, match="lower-case"):
+        ProviderInfo.model_validate(
+            {"id": provider_id, "name": "P", "api": "mock", "maxConcurrency": 1}
+        )
 
 
 def test_environment_variables_cover_every_key_and_base_url(catalog: Catalog) -> None:
@@ -150,6 +255,13 @@ def test_environment_variables_cover_every_key_and_base_url(catalog: Catalog) ->
         "XAI_API_KEY",
         "DEEPSEEK_API_KEY",
         "MISTRAL_API_KEY",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_API_VERSION",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GEMINI_API_KEY",
+        "GOOGLE_GEMINI_BASE_URL",
         "EVALRUNS_LOCAL_OPENAI_API_KEY",
         "EVALRUNS_LOCAL_OPENAI_BASE_URL",
     } == set(names)
@@ -167,7 +279,7 @@ def test_availability_without_any_settings(catalog: Catalog) -> None:
     settings = settings_with()
 
     assert catalog.is_available("mock", settings)
-    for provider in ("openai", "xai", "deepseek", "mistral", "local"):
+    for provider in PROVIDERS - {"mock"}:
         assert not catalog.is_available(provider, settings), provider
     assert not catalog.is_available("nosuch", settings)
 
@@ -180,6 +292,15 @@ def test_availability_without_any_settings(catalog: Catalog) -> None:
         ("deepseek", {"DEEPSEEK_API_KEY": "k"}),
         ("mistral", {"MISTRAL_API_KEY": "k"}),
         ("local", {"EVALRUNS_LOCAL_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}),
+        (
+            "azure-openai",
+            {
+                "AZURE_OPENAI_API_KEY": "k",
+                "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+            },
+        ),
+        ("anthropic", {"ANTHROPIC_API_KEY": "k"}),
+        ("google", {"GEMINI_API_KEY": "k"}),
     ],
 )
 def test_provider_available_once_configured(
@@ -194,6 +315,60 @@ def test_provider_available_once_configured(
 
 def test_local_key_alone_is_not_enough(catalog: Catalog) -> None:
     assert not catalog.is_available("local", settings_with(EVALRUNS_LOCAL_OPENAI_API_KEY="k"))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AZURE_OPENAI_API_KEY": "k"},
+        {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"},
+        {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_VERSION": "v"},
+    ],
+)
+def test_azure_needs_both_key_and_endpoint(catalog: Catalog, env: dict[str, str]) -> None:
+    assert not catalog.is_available("azure-openai", settings_with(**env))
+
+
+def test_api_version_is_read_only_where_a_provider_names_one(catalog: Catalog) -> None:
+    settings = settings_with(AZURE_OPENAI_API_VERSION="2025-01-01-preview")
+
+    assert catalog.providers["azure-openai"].resolve_api_version(settings) == "2025-01-01-preview"
+    assert catalog.providers["azure-openai"].resolve_api_version(settings_with()) is None
+    assert catalog.providers["anthropic"].resolve_api_version(settings) is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "variable", "default"),
+    [
+        ("anthropic", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        ("google", "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"),
+    ],
+)
+def test_base_urls_default_and_can_be_overridden(
+    catalog: Catalog, provider: str, variable: str, default: str
+) -> None:
+    info = catalog.providers[provider]
+
+    assert info.resolve_base_url(settings_with()) == default
+    assert info.resolve_base_url(settings_with(**{variable: "http://127.0.0.1:9"})) == (
+        "http://127.0.0.1:9"
+    )
+
+
+def test_load_settings_picks_up_the_new_provider_variables() -> None:
+    settings = load_settings(
+        {
+            "ANTHROPIC_API_KEY": "a",
+            "GEMINI_API_KEY": "g",
+            "AZURE_OPENAI_API_KEY": "z",
+            "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+            "AZURE_OPENAI_API_VERSION": "2024-10-21",
+        }
+    )
+    catalog = load_catalog()
+
+    assert len(settings.provider_env) == 5
+    assert all(catalog.is_available(p, settings) for p in ("anthropic", "google", "azure-openai"))
 
 
 def test_openai_base_url_override_still_needs_a_key(catalog: Catalog) -> None:

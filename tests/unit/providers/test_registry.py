@@ -4,10 +4,18 @@ import asyncio
 
 import pytest
 
+from evalruns.providers.anthropic import AnthropicProvider
+from evalruns.providers.azure_openai import DEFAULT_API_VERSION, AzureOpenAIProvider
 from evalruns.providers.catalog import load_catalog
+from evalruns.providers.gemini import GeminiProvider
 from evalruns.providers.mock import MockProvider
 from evalruns.providers.openai_compat import OpenAICompatibleProvider
-from evalruns.providers.registry import ProviderNotConfiguredError, open_provider, provider_for
+from evalruns.providers.registry import (
+    ProviderNotConfiguredError,
+    check_provider,
+    open_provider,
+    provider_for,
+)
 from evalruns.settings import Settings
 
 SECRET = "sk-registry-secret-value"
@@ -100,3 +108,92 @@ def test_local_provider_needs_only_a_base_url() -> None:
     assert isinstance(provider, OpenAICompatibleProvider)
     assert provider.url == "http://127.0.0.1:8000/v1/chat/completions"
     asyncio.run(provider.aclose())
+
+
+def test_azure_provider_takes_endpoint_key_and_api_version() -> None:
+    env = {
+        "AZURE_OPENAI_API_KEY": SECRET,
+        "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/",
+        "AZURE_OPENAI_API_VERSION": "2025-01-01-preview",
+    }
+    model = load_catalog().resolve("azure-gpt-4o-mini")
+
+    provider = provider_for(model, Settings(provider_timeout_seconds=30, provider_env=env))
+
+    assert isinstance(provider, AzureOpenAIProvider)
+    assert provider.name == "azure-openai"
+    assert provider.timeout_seconds == 30
+    assert provider.url_for(model.version) == (
+        "https://res.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions"
+        "?api-version=2025-01-01-preview"
+    )
+    asyncio.run(provider.aclose())
+
+
+def test_azure_api_version_defaults_to_the_constant() -> None:
+    env = {"AZURE_OPENAI_API_KEY": SECRET, "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"}
+
+    provider = provider_for(load_catalog().resolve("azure-gpt-4o"), Settings(provider_env=env))
+
+    assert isinstance(provider, AzureOpenAIProvider)
+    assert provider.api_version == DEFAULT_API_VERSION
+    asyncio.run(provider.aclose())
+
+
+def test_anthropic_provider_uses_the_default_or_configured_base_url() -> None:
+    model = load_catalog().resolve("claude-sonnet-4")
+
+    default = provider_for(model, Settings(provider_env={"ANTHROPIC_API_KEY": SECRET}))
+    env = {"ANTHROPIC_API_KEY": SECRET, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/"}
+    overridden = provider_for(model, Settings(provider_env=env))
+
+    assert isinstance(default, AnthropicProvider) and isinstance(overridden, AnthropicProvider)
+    assert default.url == "https://api.anthropic.com/v1/messages"
+    assert overridden.url == "http://127.0.0.1:9/v1/messages"
+    assert default.name == "anthropic"
+    asyncio.run(default.aclose())
+    asyncio.run(overridden.aclose())
+
+
+def test_gemini_provider_uses_the_default_base_url() -> None:
+    model = load_catalog().resolve("gemini-2.5-flash")
+
+    provider = provider_for(
+        model, Settings(provider_timeout_seconds=7, provider_env={"GEMINI_API_KEY": SECRET})
+    )
+
+    assert isinstance(provider, GeminiProvider)
+    assert provider.name == "google"
+    assert provider.timeout_seconds == 7
+    assert provider.url_for(model.version) == (
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+    )
+    asyncio.run(provider.aclose())
+
+
+@pytest.mark.parametrize(
+    ("ref", "variable"),
+    [
+        ("claude-sonnet-4", "ANTHROPIC_API_KEY"),
+        ("gemini-2.5-pro", "GEMINI_API_KEY"),
+        ("azure-gpt-4.1", "AZURE_OPENAI_ENDPOINT"),
+    ],
+)
+def test_new_providers_name_the_variable_to_set(ref: str, variable: str) -> None:
+    with pytest.raises(ProviderNotConfiguredError, match=variable):
+        provider_for(load_catalog().resolve(ref), Settings())
+
+
+def test_mock_check_is_always_healthy() -> None:
+    provider = provider_for(load_catalog().resolve("mock-small"), Settings(mock_failure_rate=1))
+
+    asyncio.run(provider.check())
+
+
+def test_check_provider_builds_checks_and_refuses_unconfigured_providers() -> None:
+    asyncio.run(check_provider("mock", Settings()))
+
+    with pytest.raises(ProviderNotConfiguredError, match="GEMINI_API_KEY"):
+        asyncio.run(check_provider("google", Settings()))
+    with pytest.raises(KeyError):
+        asyncio.run(check_provider("nosuch", Settings()))

@@ -6,8 +6,18 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from evalruns.providers.anthropic import parse_retry_after as anthropic_retry_after
 from evalruns.providers.base import ErrorCode
-from evalruns.providers.openai_compat import classify_status, parse_duration, parse_retry_after
+from evalruns.providers.gemini import parse_retry_after as gemini_retry_after
+from evalruns.providers.http_errors import (
+    classify_status,
+    error_detail,
+    parse_duration,
+    safe_detail,
+    seconds_until,
+    transport_failure,
+)
+from evalruns.providers.openai_compat import parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -83,3 +93,110 @@ def test_no_or_unreadable_hints_give_none() -> None:
 )
 def test_classify_status(status: int, body: str, code: ErrorCode) -> None:
     assert classify_status(status, body) is code
+
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "seconds"),
+    [
+        ("2025-06-01T12:00:30Z", 30),
+        ("2025-06-01T12:00:00.500Z", 0.5),
+        ("2025-06-01T13:00:00+01:00", 0),
+        ("2025-06-01T12:01:00+00:00", 60),
+        ("2025-06-01T11:59:00Z", 0),
+    ],
+)
+def test_seconds_until_an_rfc3339_timestamp(timestamp: str, seconds: float) -> None:
+    assert seconds_until(timestamp, now=NOW) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", [None, "", "tomorrow", "2025-06-01T12:00:30"])
+def test_seconds_until_rejects_unreadable_or_local_times(text: str | None) -> None:
+    assert seconds_until(text, now=NOW) is None
+
+
+def test_anthropic_prefers_retry_after_then_the_latest_reset() -> None:
+    headers = httpx.Headers(
+        {
+            "retry-after": "12",
+            "anthropic-ratelimit-requests-reset": "2025-06-01T12:00:05Z",
+            "anthropic-ratelimit-input-tokens-reset": "2025-06-01T12:00:40Z",
+            "anthropic-ratelimit-output-tokens-reset": "not a time",
+        }
+    )
+
+    assert anthropic_retry_after(headers, now=NOW) == 12
+    del headers["retry-after"]
+    assert anthropic_retry_after(headers, now=NOW) == 40
+    assert anthropic_retry_after(httpx.Headers(), now=NOW) is None
+
+
+def test_gemini_reads_retry_info_from_the_error_details() -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "39s"},
+            ],
+        }
+    }
+
+    assert gemini_retry_after(httpx.Headers(), body) == 39
+    assert gemini_retry_after(httpx.Headers({"Retry-After": "5"}), body) == 5
+    assert gemini_retry_after(httpx.Headers(), {"error": {"details": "nonsense"}}) is None
+    assert gemini_retry_after(httpx.Headers(), [1, 2]) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (
+            {"error": {"message": "bad", "type": "invalid_request_error"}},
+            "bad (type=invalid_request_error)",
+        ),
+        (
+            {"error": {"message": "slow", "code": 429, "status": "RESOURCE_EXHAUSTED"}},
+            "slow (code=429, status=RESOURCE_EXHAUSTED)",
+        ),
+        ({"error": "plain"}, "plain"),
+        ({"detail": [{"loc": ["body"], "msg": "x"}]}, '[{"loc": ["body"], "msg": "x"}]'),
+        ({"error": {"message": "m", "code": {"nested": 1}}}, "m"),
+        ({"choices": []}, None),
+        ("text", None),
+    ],
+)
+def test_error_detail_reads_each_providers_error_body(data: object, detail: str | None) -> None:
+    assert error_detail(data) == detail
+
+
+def test_safe_detail_redacts_real_keys_and_trims() -> None:
+    key = "sk-ant-api03-secretsecret"
+
+    assert safe_detail(f"bad key {key}!", key) == "bad key [redacted]!"
+    assert safe_detail("a key of abc", "abc") == "a key of abc"  # too short to be a secret
+    trimmed = safe_detail("x" * 1000, None)
+    assert len(trimmed) == 300 and trimmed.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (httpx.ReadTimeout("timed out"), ErrorCode.TIMEOUT),
+        (httpx.ConnectTimeout("timed out"), ErrorCode.TIMEOUT),
+        (httpx.ConnectError("refused"), ErrorCode.NETWORK),
+        (httpx.RemoteProtocolError("Server disconnected"), ErrorCode.NETWORK),
+        (httpx.DecodingError("bad gzip"), ErrorCode.MALFORMED_RESPONSE),
+        (httpx.UnsupportedProtocol("missing scheme"), ErrorCode.INVALID_REQUEST),
+    ],
+)
+def test_transport_failures(exc: httpx.HTTPError, code: ErrorCode) -> None:
+    got, message = transport_failure(exc, "api.example.com", 2.5)
+
+    assert got is code
+    assert "api.example.com" in message or code is ErrorCode.INVALID_REQUEST
+    if code is ErrorCode.TIMEOUT:
+        assert "2.5s" in message
