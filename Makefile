@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (the offline infra/ scan in tests/infra) has its own virtualenv: it pins
+# packaging<24, which pytest 9 cannot use.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: test lint typecheck install run clean
 
@@ -15,6 +19,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json pack
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
+$(CHECKOV_STAMP): requirements-infra.txt | $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
+	touch $(CHECKOV_STAMP)
+
 install: $(STAMP)
 
 lint: $(STAMP)
@@ -24,7 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
 run: $(STAMP)

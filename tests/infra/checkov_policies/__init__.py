@@ -1,0 +1,1 @@
+"""Custom checkov policies (see evalruns_policies.py); checkov needs this file to load them."""
