@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 AZURITE_CONNECTION = "UseDevelopmentStorage=true"
+# Azure hands the app a Key Vault reference's own text when the secret cannot be resolved (not
+# set yet, no access): that is no key, so the provider stays unconfigured.
+UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
 ENV_PREFIX = "EVALRUNS_"
@@ -78,6 +81,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values.setdefault("storage_connection", env.get("AzureWebJobsStorage", ""))
     values.setdefault("storage_account_name", env.get("AzureWebJobsStorage__accountName", ""))
     values["provider_env"] = {
-        name: env[name] for name in load_catalog().environment_variables() if env.get(name)
+        name: env[name]
+        for name in load_catalog().environment_variables()
+        if env.get(name) and not env[name].startswith(UNRESOLVED_KEY_VAULT_REFERENCE)
     }
     return Settings.model_validate(values)

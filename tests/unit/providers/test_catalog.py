@@ -403,3 +403,16 @@ def test_catalog_mock_prices_are_testable(catalog: Catalog) -> None:
     assert small.cost_usd(1000, 1000) > 0
     assert large.cost_usd(1000, 1000) > small.cost_usd(1000, 1000)
     assert catalog.resolve("local-model").cost_usd(10_000, 10_000) == 0
+
+
+def test_an_unresolved_key_vault_reference_is_no_key() -> None:
+    from evalruns.settings import load_settings
+
+    settings = load_settings(
+        {
+            "OPENAI_API_KEY": "@Microsoft.KeyVault(VaultName=kv;SecretName=openai-api-key)",
+            "XAI_API_KEY": "xai-secret",
+        }
+    )
+    assert settings.provider_value("OPENAI_API_KEY") == ""
+    assert settings.provider_value("XAI_API_KEY") == "xai-secret"
