@@ -4,7 +4,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import runs as run_activities
-from http_api import catalog, definitions, exports, openapi, run_control, runs, transcripts
+from http_api import catalog, definitions, exports, health, openapi, run_control, runs, transcripts
 from orchestrators import batch, run
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -17,6 +17,7 @@ for blueprint in (
     transcripts.bp,
     exports.bp,
     openapi.bp,
+    health.bp,
     run.bp,
     batch.bp,
     run_activities.bp,

@@ -51,5 +51,7 @@ async def summarise_page_activity(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity=names.SYNC_RUN_ACTIVITY)
 def sync_run_activity(payload: dict[str, Any]) -> dict[str, Any]:
     change = SyncInput.model_validate(payload)
-    result = sync_run(get_services(), change.run_id, change.progress, change.target, change.error)
+    result = sync_run(
+        get_services(), change.run_id, change.progress, change.target, change.error, change.reason
+    )
     return result.to_json_dict()

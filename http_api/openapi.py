@@ -15,10 +15,17 @@ from pydantic.json_schema import models_json_schema
 
 from evalruns.domain.definitions import Definition, DefinitionInput
 from evalruns.domain.expansion import Scenario
-from evalruns.domain.runs import RerunRequest, Run, RunRequest
+from evalruns.domain.runs import RerunRequest, Run, RunPatch, RunRequest
 from evalruns.domain.transcripts import Transcript, TranscriptSummary
 from evalruns.exports.service import ExportLink
 from evalruns.services.catalog import ModelListing
+from evalruns.services.estimates import Estimate
+from evalruns.services.health import (
+    HealthReport,
+    ProviderHealthReport,
+    QueueHealth,
+    WorkerHealth,
+)
 from http_api.exports import ExportRequest
 from http_api.problems import api_errors
 from http_api.requests import json_response
@@ -83,6 +90,24 @@ ROUTES = (
         query=("status", "definitionId", "limit", "cursor"),
     ),
     Route("get", "/api/runs/{runId}", "Get a run with live progress", 200, Run, errors=(404,)),
+    Route(
+        "post",
+        "/api/runs/estimate",
+        "Estimate a run's jobs, tokens and cost",
+        200,
+        Estimate,
+        RunRequest,
+        errors=(400, 404),
+    ),
+    Route(
+        "patch",
+        "/api/runs/{runId}",
+        "Change a run's budget or name",
+        200,
+        Run,
+        RunPatch,
+        errors=(400, 404, 409),
+    ),
     Route("post", "/api/runs/{runId}/pause", "Pause a run", 202, Run, errors=(404, 409)),
     Route("post", "/api/runs/{runId}/resume", "Resume a paused run", 202, Run, errors=(404, 409)),
     Route("post", "/api/runs/{runId}/cancel", "Cancel a run", 202, Run, errors=(404, 409)),
@@ -130,6 +155,38 @@ ROUTES = (
         errors=(404,),
     ),
     Route("get", "/api/openapi.json", "This document", 200),
+    Route(
+        "get",
+        "/api/health",
+        "Overall health (anonymous); 503 problem with the checks when storage is unreachable",
+        200,
+        HealthReport,
+        errors=(503,),
+    ),
+    Route(
+        "get",
+        "/api/health/providers",
+        "Provider checks, cached 5 minutes unless refresh=true (anonymous)",
+        200,
+        ProviderHealthReport,
+        query=("refresh",),
+    ),
+    Route(
+        "get",
+        "/api/health/queue",
+        "Orchestration instances by runtime status (anonymous)",
+        200,
+        QueueHealth,
+        errors=(),
+    ),
+    Route(
+        "get",
+        "/api/health/workers",
+        "Runtime, package versions, provider variables set, warnings (anonymous)",
+        200,
+        WorkerHealth,
+        errors=(),
+    ),
 )
 
 

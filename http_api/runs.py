@@ -8,10 +8,12 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns.domain.runs import RunRequest, RunStatus
+from evalruns.domain.runs import RunPatch, RunRequest, RunStatus
 from evalruns.errors import FieldError, InvalidInput
 from evalruns.services import get_services
 from evalruns.services.access import touch_run
+from evalruns.services.control import patch_run
+from evalruns.services.estimates import estimate_run
 from evalruns.services.runs import create_run, get_run, list_runs, with_live_progress
 from http_api.orchestrations import start_run
 from http_api.problems import api_errors
@@ -74,3 +76,17 @@ def _status_filter(raw: str | None) -> RunStatus | None:
             f"status must be one of {allowed}, not {raw!r}",
             [FieldError(("query", "status"), f"must be one of {allowed}")],
         ) from exc
+
+
+@bp.route(route="runs/estimate", methods=["POST"])
+@api_errors
+def runs_estimate(req: func.HttpRequest) -> func.HttpResponse:
+    estimate = estimate_run(get_services(), parse_body(req, RunRequest))
+    return json_response(estimate.to_json_dict())
+
+
+@bp.route(route="runs/{runId}", methods=["PATCH"])
+@api_errors
+def runs_patch(req: func.HttpRequest) -> func.HttpResponse:
+    run = patch_run(get_services(), req.route_params["runId"], parse_body(req, RunPatch))
+    return json_response(run.to_json_dict())

@@ -40,7 +40,8 @@ from evalruns.domain.orchestration import (
     merge_progress,
     retry_delay,
 )
-from evalruns.domain.runs import Progress, RunStatus
+from evalruns.domain.runs import PAUSED_FOR_BUDGET, Progress, RunStatus
+from evalruns.domain.waves import Wave, affordable_jobs, next_wave, work_left
 from orchestrators.payloads import decode, encode
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
@@ -94,7 +95,10 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         )
         planned = Progress.planned(plan.totals_by_model)
         progress = merge_progress(planned, BatchResult(by_model=plan.carried))
-        state = state.model_copy(update={"plan": plan, "progress": progress})
+        lane_next = [lane.first for lane in plan.lanes]
+        state = state.model_copy(
+            update={"plan": plan, "progress": progress, "lane_next": lane_next}
+        )
     context.set_custom_status(_custom_status(state.progress, []))
     if state.summarising:
         return (yield from _summarise(context, state))
@@ -104,10 +108,16 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         sync = yield from _while_paused(context, run_id, sync)
         if sync.status != RunStatus.RUNNING:
             return _stop_or_continue(context, state, sync)
-        wave, state = _next_wave(state)
-        if not wave:
-            break
-        state = yield from _dispatch(context, state, wave)
+        wave = _next_wave(state, sync)
+        if not wave.batches:
+            if not _work_left(state):
+                break
+            # The budget cannot cover one more job at its worst case: pause rather than spend.
+            budget = SyncInput(run_id=run_id, target=RunStatus.PAUSED, reason=PAUSED_FOR_BUDGET)
+            yield from _synced(context, budget)
+            continue
+        state = state.model_copy(update={"lane_next": wave.lane_next, "deferred": wave.deferred})
+        state = yield from _dispatch(context, state, wave.batches)
     else:
         if _work_left(state):
             return _continue(context, state)
@@ -115,22 +125,16 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
     return (yield from _finish(context, state))
 
 
-def _next_wave(state: RunState) -> tuple[list[list[int]], RunState]:
-    """Deferred jobs first (a pause caught them), then the next batches of the plan."""
+def _next_wave(state: RunState, sync: SyncResult) -> Wave:
     plan = state.plan
     assert plan is not None
-    wave = state.deferred[: plan.parallel_batches]
-    deferred = state.deferred[len(wave) :]
-    next_batch = state.next_batch
-    while len(wave) < plan.parallel_batches and next_batch < plan.batches:
-        wave.append(list(plan.batch_range(next_batch)))
-        next_batch += 1
-    return wave, state.model_copy(update={"deferred": deferred, "next_batch": next_batch})
+    affordable = affordable_jobs(state.progress.cost_usd, sync.budget_usd, plan.worst_case_job_usd)
+    return next_wave(plan.lanes, state.lane_next, state.deferred, plan.parallel_batches, affordable)
 
 
 def _work_left(state: RunState) -> bool:
     assert state.plan is not None
-    return bool(state.deferred) or state.next_batch < state.plan.batches
+    return work_left(state.plan.lanes, state.lane_next, state.deferred)
 
 
 def _dispatch(

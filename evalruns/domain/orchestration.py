@@ -13,6 +13,7 @@ from pydantic import Field
 from evalruns.domain.base import ApiModel
 from evalruns.domain.runs import ModelProgress, Progress, RunStatus
 from evalruns.domain.transcripts import Job
+from evalruns.domain.waves import Lane
 
 # Retry backoff for retryable provider errors without a Retry-After of their own.
 BACKOFF_BASE_SECONDS = 2.0
@@ -35,17 +36,12 @@ class PlanResult(ApiModel):
     carried: dict[str, ModelProgress] = Field(
         default_factory=dict, description="outcomes carried over from a parent run"
     )
-    batch_size: int
+    lanes: list[Lane] = Field(default_factory=list, description="each provider's ordinals")
     parallel_batches: int
     max_attempts: int
-
-    @property
-    def batches(self) -> int:
-        return -(-self.total // self.batch_size)
-
-    def batch_range(self, batch: int) -> range:
-        start = batch * self.batch_size
-        return range(start, min(self.total, start + self.batch_size))
+    worst_case_job_usd: float = Field(
+        default=0.0, description="the most one job can cost: its prompt and maxTokens of answer"
+    )
 
 
 class RunState(ApiModel):
@@ -53,7 +49,7 @@ class RunState(ApiModel):
 
     run_id: str
     plan: PlanResult | None = None
-    next_batch: int = 0
+    lane_next: list[int] = Field(default_factory=list, description="next ordinal per lane")
     deferred: list[list[int]] = Field(
         default_factory=list, description="jobs a pause stopped before their call, per batch"
     )
@@ -93,6 +89,8 @@ class ProbeOutcome(ApiModel):
     outcome: Literal["succeeded", "failed", "retry", "deferred", "stopped"]
     model_id: str
     cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
     retry_after: float | None = None
 
 
@@ -133,11 +131,13 @@ class SyncInput(ApiModel):
     progress: Progress | None = None
     target: RunStatus | None = None
     error: str | None = None
+    reason: str | None = Field(default=None, description="why, for a move to PAUSED")
 
 
 class SyncResult(ApiModel):
     status: RunStatus
     control_seq: int
+    budget_usd: float | None = None
 
 
 def add_outcomes(totals: dict[str, ModelProgress], outcomes: list[ProbeOutcome]) -> None:
@@ -147,6 +147,8 @@ def add_outcomes(totals: dict[str, ModelProgress], outcomes: list[ProbeOutcome])
         entry.completed += outcome.outcome == "succeeded"
         entry.failed += outcome.outcome == "failed"
         entry.cost_usd = round(entry.cost_usd + outcome.cost_usd, 8)
+        entry.input_tokens += outcome.input_tokens
+        entry.output_tokens += outcome.output_tokens
 
 
 def merge_progress(progress: Progress, batch: BatchResult) -> Progress:
@@ -156,6 +158,8 @@ def merge_progress(progress: Progress, batch: BatchResult) -> Progress:
         entry.completed += delta.completed
         entry.failed += delta.failed
         entry.cost_usd = round(entry.cost_usd + delta.cost_usd, 8)
+        entry.input_tokens += delta.input_tokens
+        entry.output_tokens += delta.output_tokens
     return Progress.from_models(progress.total, by_model)
 
 

@@ -46,14 +46,18 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 for _status in ACTIVE:
     TRANSITIONS[_status] |= {RunStatus.CANCELLED, RunStatus.FAILED}
 
-# The moves the orchestration itself makes. It never leaves PAUSED (only a resume does) and
-# never pauses or cancels; it may fail from any live status.
+# The moves the orchestration itself makes. It never leaves PAUSED (only a resume does), never
+# cancels, pauses only for the budget, and may fail from any live status.
 ORCHESTRATION_MOVES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
-    RunStatus.RUNNING: frozenset({RunStatus.SUMMARIZING, RunStatus.FAILED}),
+    # PAUSED here is the budget pause: the next wave would cost more than the budget allows.
+    RunStatus.RUNNING: frozenset({RunStatus.SUMMARIZING, RunStatus.PAUSED, RunStatus.FAILED}),
     RunStatus.PAUSED: frozenset({RunStatus.FAILED}),
     RunStatus.SUMMARIZING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED}),
 }
+
+PAUSED_BY_USER = "user"
+PAUSED_FOR_BUDGET = "budget"
 
 # User actions and the statuses they are allowed from (DESIGN.md section 4).
 ACTIONS: dict[str, frozenset[RunStatus]] = {
@@ -84,6 +88,13 @@ def check_action(action: str, current: RunStatus) -> None:
         )
 
 
+class RunPatch(ApiModel):
+    """The body of `PATCH /api/runs/{id}`."""
+
+    budget_usd: float | None = Field(default=None, gt=0)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class RerunRequest(ApiModel):
     """The body of `POST /api/runs/{id}/rerun`."""
 
@@ -103,6 +114,9 @@ class RunRequest(ApiModel):
     temperature: float = Field(default=DEFAULT_TEMPERATURE, ge=0, le=2)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=MAX_OUTPUT_TOKENS)
     name: str | None = Field(default=None, max_length=200)
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="pause the run rather than spend more than this"
+    )
 
     @field_validator("models")
     @classmethod
@@ -121,6 +135,7 @@ class RunModel(ApiModel):
     id: str
     provider: str
     version: str
+    requested: str = Field(default="", description="the reference as the user gave it")
     cost_input_per_million: float
     cost_output_per_million: float
 
@@ -144,6 +159,8 @@ class ModelProgress(ApiModel):
     completed: int = 0
     failed: int = 0
     cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class Progress(ApiModel):
@@ -205,3 +222,5 @@ class Run(ApiModel):
     control_seq: int = Field(
         default=0, description="pause/resume/cancel commands accepted so far (event names)"
     )
+    budget_usd: float | None = None
+    pause_reason: str | None = Field(default=None, description="`user` or `budget` while PAUSED")

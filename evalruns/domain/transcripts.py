@@ -82,7 +82,8 @@ class Transcript(TranscriptSummary):
     run_id: str
     dimensions: dict[str, int]
     provider: str
-    provider_model: str | None = None
+    requested_model: str = Field(default="", description="the model reference the run asked for")
+    provider_model: str | None = Field(default=None, description="the model the provider named")
     finish_reason: str | None = None
     turns: list[Turn] = Field(default_factory=list)
     decision_text: str | None = None

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
+from evalruns.domain.tokens import CHARS_PER_TOKEN, estimate_tokens
 from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
@@ -24,7 +25,6 @@ from evalruns.providers.base import (
     ProviderError,
 )
 
-CHARS_PER_TOKEN = 4
 LATENCY_JITTER = (0.8, 1.2)
 RATE_LIMIT_RETRY_AFTER_SECONDS = 1.0
 INJECTED_FAILURE_MESSAGE = "mock provider: injected failure"
@@ -48,11 +48,6 @@ _FOLLOW_UPS = (
     " The stakes described make this the sensible choice.",
     " A different framing could reasonably change this.",
 )
-
-
-def estimate_tokens(chars: int) -> int:
-    """A rough token count for `chars` characters (about four a token), never below one."""
-    return max(1, -(-chars // CHARS_PER_TOKEN))
 
 
 class MockProvider:
@@ -87,13 +82,17 @@ class MockProvider:
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         MockProvider.calls[request.model] += 1
         started = time.time()
+        outcome = "ok"
         try:
             return await self._complete(request)
+        except ProviderError as error:
+            outcome = error.code.value
+            raise
         finally:
             if self._call_log is not None:
-                self._log_call(request, started)
+                self._log_call(request, started, outcome)
 
-    def _log_call(self, request: CompletionRequest, started: float) -> None:
+    def _log_call(self, request: CompletionRequest, started: float, outcome: str) -> None:
         """One JSON line per call, so a test in another process can count calls per job."""
         assert self._call_log is not None
         line = json.dumps(
@@ -102,6 +101,7 @@ class MockProvider:
                 "model": request.model,
                 "startedAt": started,
                 "finishedAt": time.time(),
+                "outcome": outcome,
             }
         )
         with self._call_log.open("a", encoding="utf-8") as log:

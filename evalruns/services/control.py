@@ -16,13 +16,15 @@ from typing import Any, Protocol
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.runs import (
+    PAUSED_BY_USER,
     Progress,
     RerunRequest,
     Run,
+    RunPatch,
     RunStatus,
     check_action,
 )
-from evalruns.errors import FieldError, InvalidInput
+from evalruns.errors import Conflict, FieldError, InvalidInput
 from evalruns.names import control_event
 from evalruns.services.container import Services
 from evalruns.services.runs import resolve_models
@@ -71,13 +73,25 @@ async def cancel_run(
     """
     run = await _command(services, run_id, "cancel", RunStatus.CANCELLED)
     reason = "cancelled by the user"
+    _, custom = await orchestrations.status(run_id)
     await orchestrations.terminate(run_id, reason)
-    custom = await _custom_status_once_stopped(orchestrations, run_id, settle_seconds)
-    batches = custom.get("batches", []) if isinstance(custom, dict) else []
-    for batch_id in batches:
+    terminated: set[str] = set()
+    for batch_id in _batches(custom):
         await orchestrations.terminate(batch_id, reason)
-    log.info("run %s cancelled; %d batches terminated", run_id, len(batches))
+        terminated.add(batch_id)
+    # A wave the run started while the first read was on its way shows once it has stopped.
+    custom = await _custom_status_once_stopped(orchestrations, run_id, settle_seconds)
+    for batch_id in set(_batches(custom)) - terminated:
+        await orchestrations.terminate(batch_id, reason)
+        terminated.add(batch_id)
+    log.info("run %s cancelled; %d batches terminated", run_id, len(terminated))
     return run.public()
+
+
+def _batches(custom_status: Any) -> list[str]:
+    """The batch instances the run names in its custom status as in flight."""
+    batches = custom_status.get("batches", []) if isinstance(custom_status, dict) else []
+    return [batch for batch in batches if isinstance(batch, str)]
 
 
 async def _custom_status_once_stopped(
@@ -96,7 +110,11 @@ async def _custom_status_once_stopped(
 async def _command(services: Services, run_id: str, action: str, status: RunStatus) -> StoredRun:
     def change(run: StoredRun) -> StoredRun:
         check_action(action, run.status)
-        update: dict[str, Any] = {"status": status, "control_seq": run.control_seq + 1}
+        update: dict[str, Any] = {
+            "status": status,
+            "control_seq": run.control_seq + 1,
+            "pause_reason": PAUSED_BY_USER if status == RunStatus.PAUSED else None,
+        }
         if status.is_terminal:
             update["completed_at"] = utcnow()
         return run.model_copy(update=update)
@@ -146,3 +164,17 @@ def create_rerun(services: Services, parent_id: str, request: RerunRequest) -> S
     services.runs.update(parent.id, add_child)
     log.info("run %s re-runs %s", child.id, parent.id, extra={"run_id": child.id})
     return child
+
+
+def patch_run(services: Services, run_id: str, patch: RunPatch) -> Run:
+    """Change a run's budget or name. A raised budget takes effect when the run is resumed."""
+
+    def change(run: StoredRun) -> StoredRun:
+        if run.status.is_terminal:
+            raise Conflict(
+                f"the run is {run.status.value}; a finished run cannot be changed",
+                current_status=run.status.value,
+            )
+        return run.model_copy(update=patch.model_dump(exclude_unset=True, by_alias=False))
+
+    return services.runs.update(run_id, change).public()

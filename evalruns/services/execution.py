@@ -13,8 +13,9 @@ from evalruns.domain.base import utcnow
 from evalruns.domain.decisions import ERROR, PENDING
 from evalruns.domain.expansion import scenario_at
 from evalruns.domain.orchestration import PlanResult, ProbeInput, ProbeOutcome
-from evalruns.domain.runs import ModelProgress, RunStatus
+from evalruns.domain.runs import ModelProgress, RunModel, RunStatus
 from evalruns.domain.sampling import sample_indices
+from evalruns.domain.tokens import cost_usd, estimate_tokens
 from evalruns.domain.transcripts import (
     Job,
     Transcript,
@@ -23,6 +24,7 @@ from evalruns.domain.transcripts import (
     Turn,
     job_key,
 )
+from evalruns.domain.waves import Lane
 from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
@@ -36,34 +38,72 @@ from evalruns.services.container import Services
 from evalruns.storage.runs import StoredRun
 
 log = logging.getLogger(__name__)
+# Jobs are written as they are generated, in chunks, so planning never holds a whole run.
+PLAN_WRITE_CHUNK = 1000
 
 
 def plan_run(services: Services, run_id: str) -> PlanResult:
-    """Expand, sample and store the run's jobs; return only counts.
+    """Expand, sample and store the run's jobs; return only counts and lanes.
 
-    Jobs interleave models (scenario, then model, then sample) so every model progresses
-    together. Re-planning writes the same jobs under the same keys. A re-run of failed jobs
-    keeps only the jobs without a successful transcript in the parent, and copies those
-    transcripts into the run instead (no provider is called for them).
+    Jobs are stored provider by provider (each provider's jobs form one lane of ordinals, so
+    its concurrency cap can be honoured), and within a provider they interleave its models
+    (scenario, then model, then sample) so every model progresses together. Re-planning writes
+    the same jobs under the same keys. A re-run of failed jobs keeps only the jobs without a
+    successful transcript in the parent, and copies those transcripts into the run instead (no
+    provider is called for them).
     """
     run = services.runs.get(run_id)
-    jobs = _jobs(run)
-    carried: dict[str, ModelProgress] = {}
-    if run.only_failed and run.parent_run_id:
-        succeeded = _carry_successes(services, run.parent_run_id, run.id, carried)
-        jobs = (job for job in jobs if job.key not in succeeded)
-    count = services.jobs.put_all(
-        job.model_copy(update={"ordinal": ordinal}) for ordinal, job in enumerate(jobs)
-    )
     settings = services.settings
+    catalog = services.catalog
+    carried: dict[str, ModelProgress] = {}
+    succeeded = (
+        _carry_successes(services, run.parent_run_id, run.id, carried)
+        if run.only_failed and run.parent_run_id
+        else set()
+    )
+    lanes: list[Lane] = []
+    worst_case = 0.0
+    ordinal = 0
+    for provider, models in _by_provider(run.config.models).items():
+        first = ordinal
+        jobs: list[Job] = []
+        for job in _jobs(run, models):
+            if job.key in succeeded:
+                continue
+            jobs.append(job.model_copy(update={"ordinal": ordinal}))
+            worst_case = max(worst_case, _worst_case_usd(job))
+            ordinal += 1
+            if len(jobs) >= PLAN_WRITE_CHUNK:
+                services.jobs.put_all(jobs)
+                jobs = []
+        services.jobs.put_all(jobs)
+        if ordinal > first:
+            cap = catalog.providers[provider].max_concurrency
+            lanes.append(Lane.sized(provider, first, ordinal - 1, settings.batch_size, cap))
     per_model = run.config.job_count // len(run.config.models)
     return PlanResult(
-        total=count,
+        total=ordinal,
         totals_by_model={model.id: per_model for model in run.config.models},
         carried=carried,
-        batch_size=settings.batch_size,
+        lanes=lanes,
         parallel_batches=settings.parallel_batches,
         max_attempts=settings.max_attempts,
+        worst_case_job_usd=worst_case,
+    )
+
+
+def _by_provider(models: list[RunModel]) -> dict[str, list[RunModel]]:
+    grouped: dict[str, list[RunModel]] = {}
+    for model in models:
+        grouped.setdefault(model.provider, []).append(model)
+    return grouped
+
+
+def _worst_case_usd(job: Job) -> float:
+    """The most a job can cost: its whole prompt in, `maxTokens` out."""
+    prompt = estimate_tokens(len(job.preamble) + len(job.prompt))
+    return cost_usd(
+        prompt, job.max_tokens, job.model.cost_input_per_million, job.model.cost_output_per_million
     )
 
 
@@ -80,18 +120,20 @@ def _carry_successes(
         entry = carried.setdefault(transcript.model_id, ModelProgress())
         entry.completed += 1
         entry.cost_usd = round(entry.cost_usd + transcript.cost_usd, 8)
+        entry.input_tokens += transcript.input_tokens
+        entry.output_tokens += transcript.output_tokens
     return keys
 
 
-def _jobs(run: StoredRun) -> Iterator[Job]:
-    """Every job of the run in execution order (ordinals are assigned when stored)."""
+def _jobs(run: StoredRun, models: list[RunModel]) -> Iterator[Job]:
+    """The run's jobs for `models` in execution order (ordinals are assigned when stored)."""
     config = run.config
     indices = sample_indices(
         run.definition.scenario_count, config.sample_percentage, config.sample_seed
     )
     for index in indices:
         scenario = scenario_at(run.definition, index)
-        for model in config.models:
+        for model in models:
             for sample in range(1, config.samples_per_scenario + 1):
                 yield Job(
                     run_id=run.id,
@@ -228,6 +270,7 @@ def _transcript(
         dimensions=job.dimensions,
         model_id=job.model.id,
         model_version=job.model.version,
+        requested_model=job.model.requested or job.model.id,
         provider=job.model.provider,
         sample=job.sample,
         turns=turns,
@@ -252,4 +295,6 @@ def _outcome(ordinal: int, transcript: Transcript) -> ProbeOutcome:
         outcome="succeeded" if succeeded else "failed",
         model_id=transcript.model_id,
         cost_usd=transcript.cost_usd,
+        input_tokens=transcript.input_tokens,
+        output_tokens=transcript.output_tokens,
     )

@@ -55,6 +55,7 @@ def create_run(services: Services, request: RunRequest) -> StoredRun:
         created_at=now,
         updated_at=now,
         definition=definition,
+        budget_usd=request.budget_usd,
     )
     services.runs.create(run)
     log.info("run %s created", run.id, extra={"run_id": run.id, "jobs": config.job_count})
@@ -93,6 +94,7 @@ def resolve_models(services: Services, refs: list[str]) -> list[RunModel]:
                 id=resolved.model_id,
                 provider=resolved.provider,
                 version=resolved.version,
+                requested=ref,
                 cost_input_per_million=resolved.cost_input_per_million,
                 cost_output_per_million=resolved.cost_output_per_million,
             )
@@ -133,6 +135,7 @@ def sync_run(
     progress: Progress | None = None,
     target: RunStatus | None = None,
     error: str | None = None,
+    reason: str | None = None,
 ) -> SyncResult:
     """What the orchestration records: a progress snapshot, and a move to `target` when the
     current status allows it. Never raises for a status the user changed meanwhile (paused,
@@ -151,6 +154,8 @@ def sync_run(
                 update["completed_at"] = now
             if error is not None:
                 update["error"] = error
+            if target == RunStatus.PAUSED:
+                update["pause_reason"] = reason
         if status == RunStatus.RUNNING and run.started_at is None:
             update["started_at"] = now
         if progress is not None and progress != run.progress:
@@ -159,4 +164,4 @@ def sync_run(
         return run.model_copy(update=update) if update else None
 
     run = services.runs.update(run_id, change)
-    return SyncResult(status=run.status, control_seq=run.control_seq)
+    return SyncResult(status=run.status, control_seq=run.control_seq, budget_usd=run.budget_usd)

@@ -9,7 +9,6 @@ from evalruns.domain.orchestration import (
     BACKOFF_MAX_SECONDS,
     RETRY_AFTER_MAX_SECONDS,
     BatchResult,
-    PlanResult,
     ProbeOutcome,
     add_outcomes,
     final_status,
@@ -23,16 +22,6 @@ MAX_JITTER = 1.25
 # --- factories -------------------------------------------------------------------------------
 
 
-def plan(total: int, batch_size: int) -> PlanResult:
-    return PlanResult(
-        total=total,
-        totals_by_model={"mock-small": total},
-        batch_size=batch_size,
-        parallel_batches=4,
-        max_attempts=3,
-    )
-
-
 def outcome(
     kind: str, model_id: str = "mock-small", cost: float = 0.0, ordinal: int = 0
 ) -> ProbeOutcome:
@@ -43,43 +32,6 @@ def outcome(
 
 def progress(total: int, **by_model: ModelProgress) -> Progress:
     return Progress.from_models(total, dict(by_model))
-
-
-# --- batches ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("total", "batch_size", "batches"),
-    [(0, 10, 0), (1, 10, 1), (10, 10, 1), (11, 10, 2), (125, 7, 18), (100, 1, 100), (5, 50, 1)],
-)
-def test_batch_count_is_total_over_batch_size_rounded_up(
-    total: int, batch_size: int, batches: int
-) -> None:
-    assert plan(total, batch_size).batches == batches
-
-
-@pytest.mark.parametrize(
-    ("total", "batch_size"), [(1, 10), (10, 10), (11, 10), (125, 7), (100, 1), (1000, 64)]
-)
-def test_batches_cover_every_ordinal_exactly_once_in_order(total: int, batch_size: int) -> None:
-    result = plan(total, batch_size)
-
-    ranges = [result.batch_range(batch) for batch in range(result.batches)]
-    ordinals = [ordinal for batch_range in ranges for ordinal in batch_range]
-
-    assert ordinals == list(range(total))
-    assert all(0 < len(batch_range) <= batch_size for batch_range in ranges)
-    assert all(len(batch_range) == batch_size for batch_range in ranges[:-1])
-
-
-def test_last_batch_holds_the_remainder() -> None:
-    assert plan(11, 4).batch_range(2) == range(8, 11)
-
-
-def test_batch_past_the_end_is_empty() -> None:
-    result = plan(10, 4)
-
-    assert list(result.batch_range(result.batches)) == []
 
 
 # --- counting outcomes -----------------------------------------------------------------------

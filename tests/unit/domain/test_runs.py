@@ -356,7 +356,16 @@ def test_cost_is_rounded_to_eight_places() -> None:
 def test_progress_wire_form_is_camel_case() -> None:
     wire = Progress.planned({"m": 2}).to_json_dict()
 
-    assert wire["byModel"] == {"m": {"total": 2, "completed": 0, "failed": 0, "costUsd": 0.0}}
+    assert wire["byModel"] == {
+        "m": {
+            "total": 2,
+            "completed": 0,
+            "failed": 0,
+            "costUsd": 0.0,
+            "inputTokens": 0,
+            "outputTokens": 0,
+        }
+    }
     assert wire["costUsd"] == 0.0
 
 

@@ -1,0 +1,101 @@
+"""GET /api/health, /api/health/providers, /api/health/queue, /api/health/workers.
+
+Anonymous, so that load balancers and uptime probes can call them; nothing they return is a
+secret (see evalruns.services.health).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from http import HTTPStatus
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from evalruns.services import get_services
+from evalruns.services.health import (
+    OrchestrationInstance,
+    overall_health,
+    provider_health,
+    queue_health,
+    worker_health,
+)
+from http_api.problems import api_errors, problem
+from http_api.requests import json_response, query_bool
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+class DurableInstances:
+    """`evalruns.services.health.InstanceListing` over the Durable client."""
+
+    def __init__(self, client: df.DurableOrchestrationClient) -> None:
+        self._client = client
+
+    async def instances(self, runtime_status: str) -> Sequence[OrchestrationInstance]:
+        statuses = await self._client.get_status_by(
+            runtime_status=[df.OrchestrationRuntimeStatus(runtime_status)]
+        )
+        return [
+            OrchestrationInstance(
+                instance_id=status.instance_id or "",
+                name=status.name or "",
+                runtime_status=status.runtime_status.value
+                if status.runtime_status
+                else runtime_status,
+                created_time=status.created_time,
+                last_updated_time=status.last_updated_time,
+            )
+            for status in statuses
+        ]
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def health(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    report = await overall_health(get_services(), DurableInstances(client), os.environ)
+    if report.status == "unhealthy":
+        storage = report.checks.storage
+        failures = [
+            f"{name}: {check.error}"
+            for name, check in (("tables", storage.tables), ("blobs", storage.blobs))
+            if not check.ok
+        ]
+        return problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            f"storage is unreachable ({'; '.join(failures)})",
+            checks=report.checks.to_json_dict(),
+            checkedAt=report.to_json_dict()["checkedAt"],
+        )
+    return json_response(report.to_json_dict())
+
+
+@bp.route(route="health/providers", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@api_errors
+async def health_providers(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    report = await provider_health(
+        services.settings, services.catalog, refresh=query_bool(req, "refresh", default=False)
+    )
+    return json_response(report.to_json_dict())
+
+
+# Queue and worker details name runs and configuration: they need the function key.
+@bp.route(route="health/queue", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@api_errors
+async def health_queue(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return json_response((await queue_health(DurableInstances(client))).to_json_dict())
+
+
+@bp.route(route="health/workers", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@api_errors
+def health_workers(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    return json_response(
+        worker_health(services.settings, services.catalog, os.environ).to_json_dict()
+    )
