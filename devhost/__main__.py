@@ -1,22 +1,22 @@
 """``python -m devhost [--app DIR] [--port 7071] [--host 127.0.0.1]``: ``func start``, locally.
 
 Reads local.settings.json into the environment and host.json (with ``AzureFunctionsJobHost__``
-overrides) like Core Tools, imports and indexes the app like the Python worker, prints each
-function's URL, and serves until SIGINT/SIGTERM. Exits non-zero with a message on anything the
-real host would refuse to start with.
+overrides) like Core Tools, starts the Python worker process, which imports and indexes the app,
+prints each function's URL, and serves until SIGINT/SIGTERM. Exits non-zero with a message on
+anything the real host would refuse to start with.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ._wire import IndexRequest, IndexResult
 from .config import (
     ConfigError,
     DevhostConfig,
@@ -26,16 +26,17 @@ from .config import (
     read_local_settings,
     resolve_connection_string,
 )
-from .durable import DurableHost, EngineConfigurationError
-from .http_host import (
-    DevHost,
-    EngineStartError,
-    PortUnavailable,
-    bind_rpc_socket,
-    bind_socket,
-    run_until_signalled,
-)
-from .loader import AppIndex, AppIndexError, durable_client_hubs, load_app
+from .durable._worker import EngineConfigurationError, FunctionCatalog
+from .language_worker import LanguageWorker, RemoteInvoker
+from .loader import AppIndexError, AppInfo, durable_client_hubs, validate_functions
+from .logs import configure_logging
+from .sockets import PortUnavailable, bind_rpc_socket, bind_socket
+
+if TYPE_CHECKING:
+    from .durable import DurableHost
+
+# The engine and the HTTP server (aiohttp, the storage SDKs) are imported once the worker
+# process is importing the app, so the two imports overlap.
 
 DEFAULT_PORT = 7071
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -82,8 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def create_backend(config: DevhostConfig, index: AppIndex) -> DurableHost:
-    """The Durable engine for the app: ``DurableHost`` on the app's storage account."""
+def create_backend(
+    config: DevhostConfig, index: AppInfo, indexed: IndexResult, worker: LanguageWorker
+) -> DurableHost:
+    """The Durable engine for the app: ``DurableHost`` on the app's storage account, invoking
+    the functions in the worker process."""
+    from .durable import DurableHost
+
     connection_string = resolve_connection_string(config.storage_connection_name, os.environ)
     for hub in durable_client_hubs(index, dict(os.environ)):
         if hub.casefold() != config.hub_name.casefold():
@@ -92,7 +98,8 @@ def create_backend(config: DevhostConfig, index: AppIndex) -> DurableHost:
                 f"app's task hub '{config.hub_name}'."
             )
     return DurableHost(
-        index.app,
+        FunctionCatalog.of_names(indexed.orchestrators, indexed.activities),
+        invoker=RemoteInvoker(worker),
         task_hub=config.hub_name,
         connection_string=connection_string,
         max_concurrent_activities=config.max_concurrent_activities,
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devhost: error: {error}", file=sys.stderr)
         return 1
     rpc_socket = None
+    worker = None
     try:
         port = int(public_socket.getsockname()[1])
         for message in apply_local_settings(settings, os.environ):
@@ -123,24 +131,41 @@ def main(argv: list[str] | None = None) -> int:
         apply_host_environment(os.environ, app_dir=app_dir, public_authority=f"localhost:{port}")
         os.chdir(app_dir)  # the worker runs functions with the app directory as cwd
         config = build_config(app_dir, os.environ, local_http_port=port)
-        index = load_app(
-            app_dir,
-            script_file=config.script_file,
-            route_prefix=config.route_prefix,
-            allow_list=config.functions_allow_list,
+        sys.stdout.flush()  # the worker shares this output
+        worker = LanguageWorker.start(app_dir)
+        worker.request_index(
+            IndexRequest(
+                app_dir=str(app_dir),
+                script_file=config.script_file,
+                allow_list=config.functions_allow_list,
+                log_level=config.log_level,
+                activity_threads=config.max_concurrent_activities,
+                orchestrator_threads=config.max_concurrent_orchestrators,
+            )
+        )
+        from .http_host import DevHost
+
+        indexed = worker.index()
+        index = AppInfo(
+            indexed.functions,
+            validate_functions(indexed.functions, route_prefix=config.route_prefix),
         )
         backend = None
         if index.uses_durable:
-            backend = create_backend(config, index)
+            backend = create_backend(config, index, indexed, worker)
             rpc_socket = bind_rpc_socket()
-        host = DevHost(config, index, backend, public_socket, rpc_socket=rpc_socket)
+        host = DevHost(config, index, backend, public_socket, worker=worker, rpc_socket=rpc_socket)
     except (ConfigError, AppIndexError, EngineConfigurationError, PortUnavailable) as error:
         public_socket.close()
         if rpc_socket is not None:
             rpc_socket.close()
+        if worker is not None:
+            worker.kill()
         print(f"devhost: error: {error}", file=sys.stderr)
         return 1
     configure_logging(config.log_level)
+    from .http_host import EngineStartError, run_until_signalled
+
     try:
         asyncio.run(run_until_signalled(host))
     except KeyboardInterrupt:
@@ -148,24 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     except EngineStartError as error:
         print(f"devhost: error: {error}", file=sys.stderr)
         return 1
+    if host.failure is not None:
+        print(f"devhost: error: {host.failure}", file=sys.stderr)
+        return 1
     return 0
-
-
-class _UtcFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z"
-
-
-def configure_logging(level: int) -> None:
-    """Function and engine logs on stdout, at host.json's ``logging.logLevel.default``."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_UtcFormatter("[%(asctime)s] %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("azure", "aiohttp.access", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ What the Functions host does with a request (``WebScriptHostHttpRoutesManager``,
 * the function gets the request and answers as ``http_messages`` describes; one that raises (or
   returns nothing for ``$return``) is a 500 with an empty body.
 
+Functions run in the Python worker process (``language_worker``); the Durable engine runs here,
+on this process's event loop, as the extension runs in the Functions host.
+
 The extension's RPC endpoint listens on its own loopback port (``LocalHttpListener``: 17071,
 else another free port); its public webhooks live under ``/runtime/webhooks/durabletask``.
 Observability for benchmarks: ``GET /admin/devhost/instances[/{id}]`` (history length,
@@ -21,16 +24,14 @@ episodes, orchestrator CPU per instance, plus totals) and ``GET /admin/devhost/c
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import socket
+import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote
 
@@ -41,16 +42,19 @@ from .config import DevhostConfig
 from .durable import DurableHost, InstanceNotFoundError, RpcServer
 from .durable.server import RPC_PATH, WEBHOOK_PATH
 from .http_messages import http_response, request_datum, request_headers, request_url
-from .loader import AppIndex, IndexedFunction
+from .language_worker import InvocationError, LanguageWorker
+from .loader import AppInfo, FunctionInfo
 from .routing import find_route
-from .worker import PythonWorker
+from .sockets import PortUnavailable, bind_rpc_socket, bind_socket
+
+__all__ = ["DevHost", "EngineStartError", "PortUnavailable", "bind_rpc_socket", "bind_socket"]
 
 PUBLIC_HOST_NAME = "localhost"
 """Core Tools advertises ``http://localhost:{port}`` whatever address it binds."""
 MAX_REQUEST_BODY_SIZE = 104_857_600
 """Core Tools' Kestrel ``MaxRequestBodySize`` (``Constants.DefaultMaxRequestBodySize``)."""
-RPC_DEFAULT_PORT = 17071
-"""``LocalHttpListener.DefaultPort``."""
+WORKER_EXIT_WAIT = 5.0
+"""Seconds to wait for the exit code of a worker process whose channel closed."""
 KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
 ADMIN_PREFIX = "/admin/devhost"
@@ -61,54 +65,8 @@ HOMEPAGE = (
 )
 
 
-class PortUnavailable(OSError):
-    pass
-
-
 class EngineStartError(RuntimeError):
     pass
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen now, so the port is known (``--port 0``) before the app is imported."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise PortUnavailable(
-            f"Port {port} is unavailable. Close the process using that port, or specify "
-            f"another port using --port [-p]. ({error.strerror})"
-        ) from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def bind_rpc_socket() -> socket.socket:
-    try:
-        return bind_socket("127.0.0.1", RPC_DEFAULT_PORT)
-    except PortUnavailable:
-        return bind_socket("127.0.0.1", 0)
-
-
-_INTERNAL_DIRS = (
-    str(Path(__file__).resolve().parent),
-    str(Path(asyncio.__file__).resolve().parent),
-    str(Path(concurrent.futures.__file__).resolve().parent),
-)
-
-
-def _user_traceback(error: BaseException) -> str:
-    """The worker's ``Stack:``: the traceback without devhost's and asyncio's own frames."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(error.__traceback__)
-        if not frame.filename.startswith(_INTERNAL_DIRS)
-    ]
-    return "".join(traceback.format_list(frames)).rstrip()
 
 
 def _now() -> str:
@@ -156,10 +114,11 @@ class DevHost:
     def __init__(
         self,
         config: DevhostConfig,
-        index: AppIndex,
+        index: AppInfo,
         backend: DurableHost | None,
         public_socket: socket.socket,
         *,
+        worker: LanguageWorker,
         rpc_socket: socket.socket | None = None,
         out: TextIO | None = None,
     ) -> None:
@@ -180,7 +139,11 @@ class DevHost:
                 base_url=self.public_url,
                 rpc_base_url=f"http://127.0.0.1:{rpc_port}{RPC_PATH}/",
             )
-        self.worker = PythonWorker()
+        self.worker = worker
+        self.failure: str | None = None
+        """Why the host stopped on its own (its worker process died), if it did."""
+        self._stop: asyncio.Event | None = None
+        self._worker_exit: asyncio.Task[None] | None = None
         self._runners: list[web.AppRunner] = []
         self._started = time.monotonic()
         self._functions = {entry.name: entry for entry in index.functions}
@@ -188,11 +151,11 @@ class DevHost:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the Durable engine (on the worker's loop: ``async`` activities then share it
-        with ``async`` HTTP functions, as in the Python worker), then serve."""
+        """Connect to the worker process, start the Durable engine on this loop, then serve."""
+        await self.worker.connect(on_exit=self._worker_exited)
         if self.backend is not None:
             try:
-                await self.worker.call(self.backend.start())
+                await self.backend.start()
             except Exception as error:
                 raise EngineStartError(
                     f"the Durable engine could not start on storage connection "
@@ -217,13 +180,25 @@ class DevHost:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        if self.backend is not None:
-            try:
-                await self.worker.call(self.backend.stop())
-            finally:
-                await asyncio.to_thread(self.worker.close)
-        else:
-            await asyncio.to_thread(self.worker.close)
+        try:
+            if self.backend is not None:
+                await self.backend.stop()
+        finally:
+            await self.worker.close()
+
+    def _worker_exited(self) -> None:
+        self._worker_exit = asyncio.get_running_loop().create_task(self._stop_for_worker())
+
+    async def _stop_for_worker(self) -> None:
+        """The worker process died (its channel closed): report how, and stop."""
+        try:
+            code: int | None = await asyncio.to_thread(self.worker.process.wait, WORKER_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.failure = f"the Python worker process exited unexpectedly (exit code {code})"
+        self._log(f"{self.failure}; stopping", stream=sys.stderr)
+        if self._stop is not None:
+            self._stop.set()
 
     def print_functions(self) -> None:
         """``DisplayFunctionsInfoUtilities.DisplayFunctionsInfo``."""
@@ -286,7 +261,7 @@ class DevHost:
         return level == "function" and key == config.function_key
 
     async def _invoke(
-        self, request: web.Request, entry: IndexedFunction, values: dict[str, str]
+        self, request: web.Request, entry: FunctionInfo, values: dict[str, str]
     ) -> web.StreamResponse:
         body = await request.read() if (request.content_length or 0) > 0 else b""
         http = request_datum(request, body, values)
@@ -305,15 +280,16 @@ class DevHost:
         except Exception as error:
             elapsed = (time.monotonic() - started) * 1000
             self._log(f"Executed '{invocation}' (Failed, Duration={elapsed:.0f}ms)")
-            details = _user_traceback(error)
+            if isinstance(error, InvocationError):
+                kind, message, stack = error.remote.kind, error.remote.message, error.remote.stack
+            else:  # here, in the host (the response could not be turned into HTTP)
+                kind, message, stack = type(error).__name__, str(error), ""
             self._log(
                 f"System.Private.CoreLib: Exception while executing function: {invocation}. "
-                f"Result: Failure\nException: {type(error).__name__}: {error}\nStack: {details}",
+                f"Result: Failure\nException: {kind}: {message}\nStack: {stack}",
                 stream=sys.stderr,
             )
             return web.Response(status=500)
-        finally:
-            sys.stdout.flush()  # the worker flushes the function's print() output after each call
         elapsed = (time.monotonic() - started) * 1000
         self._log(f"Executed '{invocation}' (Succeeded, Duration={elapsed:.0f}ms)")
         return response
@@ -453,6 +429,7 @@ async def run_until_signalled(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    host._stop = stop
     try:
         await host.start()
         host.print_functions()

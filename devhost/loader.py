@@ -11,7 +11,11 @@
   then rejects invalid function and binding names, duplicate binding names, HTTP routes in the
   reserved ``admin``/``runtime`` space and routes that conflict with another function's.
 
-devhost fails loudly on all of these, and on triggers and bindings it cannot serve.
+As in Core Tools, the two halves run in different processes: the worker process imports and
+indexes the app (:func:`index_functions`) and sends the host plain metadata
+(:class:`FunctionInfo`, the worker's ``FunctionMetadataResponse``); the host validates it
+(:func:`validate_functions`) and never imports the app. :func:`index_app` does both in one
+process. devhost fails loudly on all of these, and on triggers and bindings it cannot serve.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from azure.functions.decorators.core import BindingDirection
 from azure.functions.decorators.function_app import Function, FunctionRegister
 
 from .config import resolve_whole_setting
-from .durable import app_functions
+from .durable._worker import app_functions
 from .routing import Route, RouteTemplateError, build_template, routes_conflict
 
 HTTP_TRIGGER = "httpTrigger"
@@ -146,6 +150,32 @@ class HttpTriggerInfo:
 
 
 @dataclass(frozen=True)
+class BindingInfo:
+    """``BindingInfo`` of the worker's metadata: what the host validates."""
+
+    name: str | None
+    type: str
+    direction: str
+    """``in`` or ``out`` (``inout`` is refused by the worker)."""
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """A function as the host knows it: plain data the worker sends (``RpcFunctionMetadata``)."""
+
+    name: str
+    trigger_type: str
+    trigger_param: str
+    is_async: bool
+    bindings: tuple[BindingInfo, ...]
+    http: HttpTriggerInfo | None = None
+    http_output: str | None = None
+    """The binding carrying the HTTP response: ``$return`` or an ``Out`` parameter."""
+    durable_name: str | None = None
+    durable_clients: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class IndexedFunction:
     """A function as the worker registered it (``FunctionInfo``) plus what the host knows."""
 
@@ -176,9 +206,59 @@ class IndexedFunction:
                 return name
         return None
 
+    def info(self) -> FunctionInfo:
+        """The metadata the worker sends the host."""
+        return FunctionInfo(
+            name=self.name,
+            trigger_type=self.trigger_type,
+            trigger_param=self.trigger_param,
+            is_async=self.is_async,
+            bindings=tuple(
+                BindingInfo(
+                    binding.name,
+                    binding.type or "",
+                    BindingDirection(binding.direction).name.lower(),
+                )
+                for binding in self.function.get_bindings()
+            ),
+            http=self.http,
+            http_output=self.http_output,
+            durable_name=self.durable_name,
+            durable_clients=dict(self.durable_clients),
+        )
+
+
+@dataclass
+class AppInfo:
+    """The app as the host knows it: the worker's metadata, validated, with the HTTP routes."""
+
+    functions: list[FunctionInfo]
+    """In the host's order: by name, ignoring case (``FunctionMetadataManager``)."""
+    routes: list[Route]
+
+    @property
+    def http_functions(self) -> list[FunctionInfo]:
+        return [f for f in self.functions if f.trigger_type == HTTP_TRIGGER]
+
+    @property
+    def uses_durable(self) -> bool:
+        return _uses_durable(self.functions)
+
+    def function(self, name: str) -> FunctionInfo:
+        return next(f for f in self.functions if f.name == name)
+
+
+def _uses_durable(functions: Iterable[FunctionInfo | IndexedFunction]) -> bool:
+    return any(
+        f.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER) or f.durable_clients
+        for f in functions
+    )
+
 
 @dataclass
 class AppIndex:
+    """Both halves in one process: the worker's functions and the host's routes."""
+
     app: FunctionRegister
     script_path: Path
     functions: list[IndexedFunction]
@@ -191,13 +271,13 @@ class AppIndex:
 
     @property
     def uses_durable(self) -> bool:
-        return any(
-            f.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER) or f.durable_clients
-            for f in self.functions
-        )
+        return _uses_durable(self.functions)
 
     def function(self, name: str) -> IndexedFunction:
         return next(f for f in self.functions if f.name == name)
+
+    def info(self) -> AppInfo:
+        return AppInfo(functions=[f.info() for f in self.functions], routes=list(self.routes))
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -252,6 +332,16 @@ def index_app(
     allow_list: Iterable[str] | None = None,
 ) -> AppIndex:
     """Index ``app`` like the worker, then validate it like the host."""
+    indexed = index_functions(app, allow_list=allow_list)
+    routes = validate_functions([entry.info() for entry in indexed], route_prefix=route_prefix)
+    return AppIndex(app=app, script_path=script_path, functions=indexed, routes=routes)
+
+
+def index_functions(
+    app: FunctionRegister, *, allow_list: Iterable[str] | None = None
+) -> list[IndexedFunction]:
+    """The worker's half: ``get_functions()`` and ``add_indexed_function``, in the host's order
+    (the host applies ``functions`` of host.json to what the worker reports)."""
     try:
         functions = app_functions(app)
     except ValueError as error:
@@ -268,10 +358,15 @@ def index_app(
         allowed = {name.casefold() for name in allow_list}
         indexed = [f for f in indexed if f.name.casefold() in allowed]
     indexed.sort(key=lambda f: f.name.casefold())
+    return indexed
+
+
+def validate_functions(functions: list[FunctionInfo], *, route_prefix: str) -> list[Route]:
+    """The host's half: metadata validation and the HTTP routes."""
     errors: list[str] = []
     routes: list[Route] = []
     http_seen: dict[str, HttpTriggerInfo] = {}
-    for entry in indexed:
+    for entry in functions:
         try:
             _validate_host_metadata(entry)
             _validate_supported(entry)
@@ -282,7 +377,7 @@ def index_app(
     if errors:
         listed = "\n".join(f"  {line}" for line in errors)
         raise AppIndexError(f"The following {len(errors)} functions are in error:\n{listed}")
-    return AppIndex(app=app, script_path=script_path, functions=indexed, routes=routes)
+    return routes
 
 
 def _index_function(function: Function) -> IndexedFunction:
@@ -478,17 +573,18 @@ def _check_return(
     return None
 
 
-def _validate_host_metadata(entry: IndexedFunction) -> None:
+def _validate_host_metadata(entry: FunctionInfo) -> None:
     """``WorkerFunctionMetadataProvider.ValidateMetadata``/``ValidateBindings``."""
     if not _FUNCTION_NAME.match(entry.name) or entry.name.casefold() == "host":
         raise ValueError(f"'{entry.name}' is not a valid function name.")
     seen: set[str] = set()
-    for binding in entry.function.get_bindings():
+    for binding in entry.bindings:
         if not _BINDING_NAME.match(binding.name or ""):
             raise ValueError(
                 f"The binding name {binding.name} is invalid. Please assign a valid name to the "
                 "binding."
             )
+        assert binding.name is not None
         if binding.name.casefold() in seen:
             raise ValueError(
                 f"Multiple bindings with name '{binding.name}' discovered. Binding names must "
@@ -497,13 +593,13 @@ def _validate_host_metadata(entry: IndexedFunction) -> None:
         seen.add(binding.name.casefold())
 
 
-def _validate_supported(entry: IndexedFunction) -> None:
+def _validate_supported(entry: FunctionInfo) -> None:
     if entry.trigger_type not in SUPPORTED_TRIGGERS:
         raise ValueError(
             f"devhost does not support '{entry.trigger_type}' triggers (it serves "
             f"{', '.join(SUPPORTED_TRIGGERS)})."
         )
-    for binding in entry.function.get_bindings():
+    for binding in entry.bindings:
         if binding.type in (entry.trigger_type, DURABLE_CLIENT):
             continue
         if binding.type == HTTP_OUTPUT and entry.trigger_type == HTTP_TRIGGER:
@@ -513,9 +609,7 @@ def _validate_supported(entry: IndexedFunction) -> None:
         raise ValueError(f"'{entry.http.auth_level}' is not a valid authorization level.")
 
 
-def _http_route(
-    entry: IndexedFunction, route_prefix: str, seen: dict[str, HttpTriggerInfo]
-) -> Route:
+def _http_route(entry: FunctionInfo, route_prefix: str, seen: dict[str, HttpTriggerInfo]) -> Route:
     """``ScriptHost.ValidateHttpFunction`` + ``HttpRoutesConflict`` + the route template."""
     http = entry.http
     assert http is not None
@@ -545,7 +639,7 @@ def load_app(
     return index_app(app, script_path, route_prefix=route_prefix, allow_list=allow_list)
 
 
-def durable_client_hubs(index: AppIndex, environ: dict[str, str]) -> set[str]:
+def durable_client_hubs(index: AppIndex | AppInfo, environ: dict[str, str]) -> set[str]:
     """The task hubs that client bindings name explicitly (``%Setting%`` resolved)."""
     return {
         resolve_whole_setting(hub, environ)

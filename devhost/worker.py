@@ -7,7 +7,8 @@ through ``HttpRequestConverter`` from the same ``Datum`` shape the worker builds
 ``Out``, runs ``async`` functions on one long-lived event loop of its own (the worker's) and
 sync functions in a thread pool (``PYTHON_THREADPOOL_THREAD_COUNT``), and encodes the results
 with the converters again (``HttpResponseConverter``). The host's part - turning the encoded
-response into HTTP - lives in ``http_host``.
+response into HTTP - lives in ``http_host``. ``worker_main`` runs this in devhost's Python worker
+process, as the worker runs in its own process under Core Tools.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import sys
 import threading
+import traceback
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -144,10 +148,11 @@ class PythonWorker:
 
     async def invoke(self, function: IndexedFunction, data: dict[str, Datum]) -> InvocationResult:
         """Invoke ``function`` with ``data`` (binding name -> datum) from another event loop."""
-        result: InvocationResult = await self.call(self._invoke(function, data))
+        result: InvocationResult = await self.call(self.execute(function, data))
         return result
 
-    async def _invoke(self, function: IndexedFunction, data: dict[str, Datum]) -> InvocationResult:
+    async def execute(self, function: IndexedFunction, data: dict[str, Datum]) -> InvocationResult:
+        """Invoke ``function`` with ``data``: a coroutine for the worker's own loop."""
         invocation_id = str(uuid.uuid4())
         arguments: dict[str, Any] = {}
         for name, param in function.input_types.items():
@@ -193,6 +198,10 @@ class PythonWorker:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return await asyncio.wrap_future(future)
 
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coroutine`` on the worker loop and wait for it (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
     def close(self) -> None:
         if self._loop.is_closed():
             return
@@ -203,10 +212,10 @@ class PythonWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                from azure.durable_functions.models.utils import http_utils
-
-                await http_utils._close_session()
+            http_utils = sys.modules.get("azure.durable_functions.models.utils.http_utils")
+            if http_utils is not None:  # the Durable client's shared session, if it opened one
+                with contextlib.suppress(Exception):
+                    await http_utils._close_session()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=10)
@@ -214,6 +223,23 @@ class PythonWorker:
         self._thread.join(timeout=10)
         self._loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_INTERNAL_DIRS = (
+    str(Path(__file__).resolve().parent),
+    str(Path(asyncio.__file__).resolve().parent),
+    str(Path(concurrent.futures.__file__).resolve().parent),
+)
+
+
+def user_traceback(error: BaseException) -> str:
+    """The worker's ``Stack:``: the traceback without devhost's and asyncio's own frames."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith(_INTERNAL_DIRS)
+    ]
+    return "".join(traceback.format_list(frames)).rstrip()
 
 
 def _run_sync(invocation_id: str, function: IndexedFunction, arguments: dict[str, Any]) -> Any:

@@ -5,35 +5,83 @@ Two engines share one replay core (``_core.py``, ``_instance.py``, ``_shim.py``,
 (``DurableHost``, real time, concurrent, persisted in Azure Tables - see ``_records.py``).
 ``server.py`` serves the client API of either (``backend.py``).
 Generic: it works with any ``DFApp`` and imports nothing from the application under test.
+
+Names are imported on first use: devhost's Python worker process needs only ``_worker`` and
+must not import the Durable SDK before the app does (the SDK reads host.json when imported).
 """
 
 from __future__ import annotations
 
-from ._history import EventType, OrchestrationStatus
-from ._shim import EngineLimitation
-from ._status import InstanceSnapshot, OrchestrationStatusView
-from ._store import MemoryStore, Store
-from ._types import (
-    ActivityCall,
-    DiscardedMessage,
-    DurableEngineError,
-    EngineSummary,
-    InstanceExistsError,
-    InstanceGoneError,
-    InstanceInfo,
-    InstanceNotFoundError,
-    InvalidInstanceIdError,
-    InvalidOperationError,
-    OrchestrationStuck,
-    Step,
-    UnknownFunctionError,
-    VirtualClock,
-)
-from ._worker import EngineConfigurationError, app_functions
-from .backend import DurableBackend
-from .engine import DurableEngine, running_engine
-from .host import DurableHost
-from .server import RpcServer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ActivityCall": "._types",
+    "DiscardedMessage": "._types",
+    "DurableBackend": ".backend",
+    "DurableEngine": ".engine",
+    "DurableEngineError": "._types",
+    "DurableHost": ".host",
+    "EngineConfigurationError": "._worker",
+    "EngineLimitation": "._shim",
+    "EngineSummary": "._types",
+    "EventType": "._history",
+    "InstanceExistsError": "._types",
+    "InstanceGoneError": "._types",
+    "InstanceInfo": "._types",
+    "InstanceNotFoundError": "._types",
+    "InstanceSnapshot": "._status",
+    "InvalidInstanceIdError": "._types",
+    "InvalidOperationError": "._types",
+    "MemoryStore": "._store",
+    "OrchestrationStatus": "._history",
+    "OrchestrationStatusView": "._status",
+    "OrchestrationStuck": "._types",
+    "RpcServer": ".server",
+    "Step": "._types",
+    "Store": "._store",
+    "UnknownFunctionError": "._types",
+    "VirtualClock": "._types",
+    "app_functions": "._worker",
+    "running_engine": ".engine",
+}
+
+if TYPE_CHECKING:
+    from ._history import EventType, OrchestrationStatus
+    from ._shim import EngineLimitation
+    from ._status import InstanceSnapshot, OrchestrationStatusView
+    from ._store import MemoryStore, Store
+    from ._types import (
+        ActivityCall,
+        DiscardedMessage,
+        DurableEngineError,
+        EngineSummary,
+        InstanceExistsError,
+        InstanceGoneError,
+        InstanceInfo,
+        InstanceNotFoundError,
+        InvalidInstanceIdError,
+        InvalidOperationError,
+        OrchestrationStuck,
+        Step,
+        UnknownFunctionError,
+        VirtualClock,
+    )
+    from ._worker import EngineConfigurationError, app_functions
+    from .backend import DurableBackend
+    from .engine import DurableEngine, running_engine
+    from .host import DurableHost
+    from .server import RpcServer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActivityCall",

@@ -1,18 +1,25 @@
-"""Committing ``DurableHost`` checkpoints: per instance, in order, data before the marker.
+"""Committing a ``DurableHost`` work item, in the order DurableTask.Core's Azure Storage
+provider completes one (``CompleteTaskOrchestrationWorkItemAsync``).
 
-A checkpoint is what one orchestration work item wrote (history rows, work items, timers,
-messages - already queued to the store) plus its commit marker (the instance row) and the
-clean-up of the messages it consumed. Checkpoints of one instance commit in order; those that
-pile up while a commit is in flight commit together (one instance row for all of them).
+1. The rows of the instance's own partition - new history, activity work items, timers - and
+   the messages to other instances are written; the work items and timers take effect once
+   durable (activities start, timers are armed), as outbound queue messages do in Azure.
+2. The instance row - the commit marker - and the deletion of the messages the work item
+   consumed are written once the messages to other instances are durable.
+
+The instance stays locked (no other episode runs for it) until its commit is durable, as the
+provider holds the orchestration session until the work item is complete. The store writes a
+partition in order and stops writing to a partition after a failed write, so the marker never
+lands without the rows before it; when nothing was sent to other instances - the common case -
+the marker is queued right behind the rows and the store usually writes the whole work item as
+one entity-group transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from ._instance import Instance
 from ._status import InstanceSnapshot
@@ -21,66 +28,29 @@ from ._store import Op, Store
 logger = logging.getLogger("devhost.durable")
 
 
-@dataclass
-class Checkpoint:
-    state: Instance
-    writes: list[asyncio.Future[None]]
-    """Data writes already queued; the marker waits for them."""
-    marker: Op
-    """The instance row: once written, the work item is committed."""
-    cleanup: list[Op]
-    """Consumed messages (and replaced history) to delete once committed."""
-    snapshot: InstanceSnapshot
-    """The instance row clients see once committed."""
-
-
-@dataclass
-class _Queue:
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-
-class Committer:
-    def __init__(
-        self,
-        store: Store,
-        *,
-        current: Callable[[Instance], bool],
-        committed: Callable[[Checkpoint], None],
-        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
-    ) -> None:
-        self._store = store
-        self._current = current
-        self._committed = committed
-        self._spawn = spawn
-        self._queues: dict[str, _Queue] = {}
-
-    def add(self, checkpoint: Checkpoint) -> None:
-        instance_id = checkpoint.state.instance_id
-        queue = self._queues.setdefault(instance_id, _Queue())
-        queue.checkpoints.append(checkpoint)
-        if queue.task is None:
-            queue.task = self._spawn(self._commit(instance_id, queue))
-
-    async def _commit(self, instance_id: str, queue: _Queue) -> None:
-        try:
-            while queue.checkpoints:
-                checkpoints, queue.checkpoints = queue.checkpoints, []
-                await asyncio.gather(*(w for c in checkpoints for w in c.writes))
-                last = checkpoints[-1]
-                if not self._current(last.state):
-                    continue  # purged, or started anew, meanwhile
-                await self._store.write([last.marker])
-                self._store.write([op for c in checkpoints for op in c.cleanup])
-                self._committed(last)
-        except Exception:
-            logger.exception("checkpointing %s failed", instance_id)
-        finally:
-            queue.task = None
-            if queue.checkpoints:  # arrived while the failure was being logged
-                queue.task = self._spawn(self._commit(instance_id, queue))
-            elif self._queues.get(instance_id) is queue:
-                del self._queues[instance_id]
+async def commit_work_item(
+    store: Store,
+    *,
+    rows: list[Op],
+    sent: list[asyncio.Future[None]],
+    marker: list[Op],
+    current: Callable[[], bool],
+    rows_durable: Callable[[], None],
+) -> bool:
+    """Write one work item; ``True`` once committed, ``False`` when the instance was purged or
+    started anew meanwhile (``current()`` false: no marker is written). Raises if a write
+    failed."""
+    written = store.write(rows)
+    committed = store.write(marker) if not sent and current() else None
+    await written
+    rows_durable()
+    if sent:
+        await asyncio.gather(*sent)
+        committed = store.write(marker) if current() else None
+    if committed is None:
+        return False
+    await committed
+    return True
 
 
 def log_finished(state: Instance, snapshot: InstanceSnapshot) -> None:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from azure.durable_functions.models.utils.df_serialization import df_dumps
 from azure.functions.decorators.function_app import FunctionRegister
 
 from ._history import (
@@ -127,7 +126,7 @@ class EngineCore:
 
     def __init__(
         self,
-        app: FunctionRegister,
+        app: FunctionRegister | FunctionCatalog,
         *,
         task_hub: str,
         connection_name: str,
@@ -135,7 +134,7 @@ class EngineCore:
         seed: int | None = None,
         kept_activity_calls: int | None = None,
     ) -> None:
-        self.catalog = FunctionCatalog(app)
+        self.catalog = app if isinstance(app, FunctionCatalog) else FunctionCatalog(app)
         self.task_hub = task_hub
         self.connection_name = connection_name
         self.system_key = system_key
@@ -519,7 +518,13 @@ class EngineCore:
 
 
 def client_input_text(value: Any) -> str | None:
-    """The instance input the Python client sends: ``df_dumps(value)`` as a JSON string."""
+    """The instance input the Python client sends: ``df_dumps(value)`` as a JSON string.
+
+    The SDK is imported here, not with the engine: devhost's host process, like the Functions
+    host, never loads it (importing it reads the app's host.json).
+    """
+    from azure.durable_functions.models.utils.df_serialization import df_dumps
+
     return None if value is None else dumps(df_dumps(value))
 
 

@@ -16,7 +16,6 @@ dispatcher appends after the episode (``TaskScheduled``, ``TimerCreated``, ...).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +42,7 @@ from ._history import (
 )
 from ._shim import EpisodeResult, run_episode
 from ._status import InstanceSnapshot
-from ._worker import FunctionCatalog, FunctionOutcome, invoke_orchestrator
+from ._worker import DurableFunction, FunctionCatalog, FunctionOutcome, invoke_orchestrator
 
 SCHEMA_VERSION = 1
 """``upperSchemaVersion`` the extension sends (``SchemaVersion.V2``; kept for SDK 1.1.0-1.1.3)."""
@@ -185,15 +184,20 @@ class Instance:
         now: Callable[[], datetime],
         new_execution_id: Callable[[], str],
         catalog: FunctionCatalog,
+        invoke: Callable[[DurableFunction, str], FunctionOutcome] = invoke_orchestrator,
     ) -> list[Outbound]:
-        """Process one batch of accepted message events; returns the messages to send."""
+        """Process one batch of accepted message events; returns the messages to send.
+
+        ``invoke`` calls the orchestrator function with the context JSON (in this process by
+        default) and reports the CPU time it took.
+        """
         outbound: list[Outbound] = []
         first_new = len(self.history)
         self.history.append(event(EventType.ORCHESTRATOR_STARTED, now()))
         self.history.extend(events)
         carried_status: str | None = None
         for _ in range(MAX_GENERATIONS_PER_WORK_ITEM):
-            result = self._run_episode(catalog)
+            result = self._run_episode(catalog, invoke)
             continued = self._dispatch(result.decisions, now, new_execution_id, outbound)
             if continued is None:
                 if self.history[-1]["EventType"] != EventType.ORCHESTRATOR_COMPLETED:
@@ -213,18 +217,19 @@ class Instance:
             "work item without waiting for anything"
         )
 
-    def _run_episode(self, catalog: FunctionCatalog) -> EpisodeResult:
+    def _run_episode(
+        self,
+        catalog: FunctionCatalog,
+        invoke: Callable[[DurableFunction, str], FunctionOutcome],
+    ) -> EpisodeResult:
         function = catalog.orchestrator(self.name)
         if function is None:
             raise RuntimeError(f"no orchestrator function named {self.name!r}")
 
-        def invoke() -> FunctionOutcome:
-            context = self.context_json()
-            started = time.thread_time()
-            try:
-                return invoke_orchestrator(function, context)
-            finally:
-                self.cpu_seconds += time.thread_time() - started
+        def invoke_function() -> FunctionOutcome:
+            outcome = invoke(function, self.context_json())
+            self.cpu_seconds += outcome.cpu_seconds
+            return outcome
 
         result = run_episode(
             self.history,
@@ -233,7 +238,7 @@ class Instance:
             orchestrator_name=function.name,
             parent_instance_id=self.parent_instance_id,
             catalog=catalog,
-            invoke=invoke,
+            invoke=invoke_function,
             warn=self.warn,
         )
         self.episodes += 1

@@ -1,30 +1,38 @@
 """The persistence schema of ``DurableHost`` and crash recovery from it.
 
-Four tables per task hub, every row keyed by the instance id (escaped, ``_store.escape_key``):
+One table per task hub, ``<hub>State``, with one partition per instance (the instance id,
+escaped: ``_store.escape_key``) holding everything about it, told apart by row key:
 
-``<hub>Instances``  RowKey ``""``: the instance row clients read (``Name``, ``RuntimeStatus``,
-    ``Input``, ``Output``, ``CustomStatus``, ``CreatedTime``, ``LastUpdatedTime``,
-    ``ExecutionId``, ``Parent``) plus the *commit marker* of the last checkpointed work item:
-    ``HistoryLength`` (events of execution ``ExecutionId`` that are committed) and
-    ``LastMessage`` (the sequence number of the newest control message consumed), and the
-    observability counters (``Episodes``, ``Generations``, ``CpuSeconds``, ``PeakHistory``).
-``<hub>History``    RowKey ``{executionId}.{index:08d}``: one history event (``Event``: JSON in
-    the shape the orchestrator receives), append-only per execution.
-``<hub>Messages``   the control queue. RowKey ``c.{sequence:020d}``: a pending message (client
-    commands, activity and sub-orchestration results, sub-orchestration starts); RowKey
-    ``t.{executionId}.{timerId:08d}``: a durable timer with its ``FireAt`` (its ``TimerFired``
+``""``  the instance row clients read (``Name``, ``RuntimeStatus``, ``Input``, ``Output``,
+    ``CustomStatus``, ``CreatedTime``, ``LastUpdatedTime``, ``ExecutionId``, ``Parent``) plus
+    the *commit marker* of the last checkpointed work item: ``HistoryLength`` (events of
+    execution ``ExecutionId`` that are committed) and ``LastMessage`` (the sequence number of
+    the newest control message consumed), and the observability counters (``Episodes``,
+    ``Generations``, ``CpuSeconds``, ``PeakHistory``).
+``h.{executionId}.{index:08d}``  one history event (``Event``: JSON in the shape the
+    orchestrator receives), append-only per execution.
+``c.{sequence:020d}``  a pending control message (client commands, activity and
+    sub-orchestration results, sub-orchestration starts).
+``t.{executionId}.{timerId:08d}``  a durable timer with its ``FireAt`` (its ``TimerFired``
     message is created when it fires).
-``<hub>WorkItems``  RowKey ``{executionId}.{taskId:08d}``: an activity scheduled and not yet
-    answered (the work-item queue).
+``w.{executionId}.{taskId:08d}``  an activity scheduled and not yet answered (the work-item
+    queue).
+
+Keeping an instance in one partition lets the store write what belongs together as one
+entity-group transaction: a work item's history, work items, timers, commit marker and the
+deletion of the messages it consumed; an activity's answer and the deletion of its work item.
+The store applies one partition's writes in order and stops writing to a partition after a
+write failed (``_store.py``), so the order below holds even when a write spans transactions.
 
 A work item is checkpointed in this order: history rows, new work items, timers and messages
-to other instances first; then the instance row (the commit marker); then the consumed
-messages are deleted. An activity's answer is written before its work item is deleted. After
-a crash, rows past the marker are ignored: history beyond ``HistoryLength`` and messages at or
-below ``LastMessage`` are garbage, everything else is replayed - pending messages re-queued,
-timers re-armed, work items without a recorded answer dispatched again (at-least-once). A
-checkpoint re-run after a crash may send a message twice; the receiver drops a second
-``ExecutionStarted`` and DTFx ignores a second answer to the same task, as in Azure.
+to other instances first; then the instance row (the commit marker) and the deletion of the
+consumed messages. An activity's answer is written before (or with) the deletion of its work
+item. After a crash, rows past the marker are ignored: history beyond ``HistoryLength`` and
+messages at or below ``LastMessage`` are garbage, everything else is replayed - pending
+messages re-queued, timers re-armed, work items without a recorded answer dispatched again
+(at-least-once). A checkpoint re-run after a crash may send a message twice; the receiver
+drops a second ``ExecutionStarted`` and DTFx ignores a second answer to the same task, as in
+Azure.
 """
 
 from __future__ import annotations
@@ -53,10 +61,13 @@ from ._instance import (
 )
 from ._store import TABLES, Entity, Op, delete, escape_key, upsert
 
-INSTANCES, HISTORY, MESSAGES, WORK_ITEMS = TABLES
+(TABLE,) = TABLES
 
+INSTANCE_ROW = ""
+HISTORY_PREFIX = "h."
 MESSAGE_PREFIX = "c."
 TIMER_PREFIX = "t."
+WORK_ITEM_PREFIX = "w."
 
 _EXECUTION_IDS = uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f")
 _STATUS_BY_NAME = {status.runtime_status: status for status in OrchestrationStatus}
@@ -78,11 +89,11 @@ def timer_row_key(execution_id: str, timer_id: int) -> str:
 
 
 def history_row_key(execution_id: str, index: int) -> str:
-    return f"{execution_id}.{index:08d}"
+    return f"{HISTORY_PREFIX}{execution_id}.{index:08d}"
 
 
 def work_item_row_key(execution_id: str, task_id: int) -> str:
-    return f"{execution_id}.{task_id:08d}"
+    return f"{WORK_ITEM_PREFIX}{execution_id}.{task_id:08d}"
 
 
 def _optional(entity: Entity, **values: Any) -> Entity:
@@ -97,7 +108,7 @@ def instance_entity(state: Instance, last_message: int) -> Entity:
     return _optional(
         {
             "PartitionKey": escape_key(state.instance_id),
-            "RowKey": "",
+            "RowKey": INSTANCE_ROW,
             "InstanceId": state.instance_id,
             "Name": state.name,
             "RuntimeStatus": state.status.runtime_status,
@@ -189,7 +200,7 @@ def work_item_entity(request: ActivityRequest) -> Entity:
 
 def work_item_delete(request: ActivityRequest) -> Op:
     key = work_item_row_key(request.execution_id, request.task_id)
-    return delete(WORK_ITEMS, escape_key(request.instance_id), key)
+    return delete(TABLE, escape_key(request.instance_id), key)
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -198,7 +209,8 @@ def work_item_delete(request: ActivityRequest) -> Op:
 def checkpoint_rows(
     state: Instance, before: tuple[str, int], outbound: list[Outbound]
 ) -> tuple[list[Op], list[ActivityRequest], list[TimerRequest], list[OrchestratorMessage]]:
-    """The rows a work item adds (new history, work items, timers) and what it sends.
+    """The rows a work item adds to its partition (new history, work items, timers) and the
+    messages it sends to other instances.
 
     ``before`` is the execution id and history length before the work item: after a
     continue-as-new the new execution's history is written from its first event.
@@ -206,7 +218,7 @@ def checkpoint_rows(
     before_execution, before_length = before
     first_new = 0 if state.execution_id != before_execution else before_length
     ops = [
-        upsert(HISTORY, history_entity(state.instance_id, state.execution_id, index, event))
+        upsert(TABLE, history_entity(state.instance_id, state.execution_id, index, event))
         for index, event in enumerate(state.history[first_new:], first_new)
     ]
     activities: list[ActivityRequest] = []
@@ -214,10 +226,10 @@ def checkpoint_rows(
     messages: list[OrchestratorMessage] = []
     for item in outbound:
         if isinstance(item, ActivityRequest):
-            ops.append(upsert(WORK_ITEMS, work_item_entity(item)))
+            ops.append(upsert(TABLE, work_item_entity(item)))
             activities.append(item)
         elif isinstance(item, TimerRequest):
-            ops.append(upsert(MESSAGES, timer_entity(item)))
+            ops.append(upsert(TABLE, timer_entity(item)))
             timers.append(item)
         else:
             messages.append(item)
@@ -226,12 +238,12 @@ def checkpoint_rows(
 
 def consumed_rows(instance_id: str, batch: Iterable[StoredMessage]) -> list[Op]:
     key = escape_key(instance_id)
-    return [delete(MESSAGES, key, m.row_key) for m in batch if m.row_key is not None]
+    return [delete(TABLE, key, m.row_key) for m in batch if m.row_key is not None]
 
 
 def history_rows(instance_id: str, execution_id: str, length: int) -> list[Op]:
     key = escape_key(instance_id)
-    return [delete(HISTORY, key, history_row_key(execution_id, i)) for i in range(length)]
+    return [delete(TABLE, key, history_row_key(execution_id, i)) for i in range(length)]
 
 
 class ExecutionIds:
@@ -265,14 +277,26 @@ class Recovered:
     last_seq: int = 0
 
 
-def recover(
-    instance_rows: list[Entity],
-    history_rows: list[Entity],
-    message_rows: list[Entity],
-    work_item_rows: list[Entity],
-) -> Recovered:
-    """Rebuild committed state from the four tables (see the module docstring)."""
+def recover(rows: list[Entity]) -> Recovered:
+    """Rebuild committed state from the task hub's table (see the module docstring)."""
+    instance_rows: list[Entity] = []
+    history: list[Entity] = []
+    message_rows: list[Entity] = []
+    work_item_rows: list[Entity] = []
     found = Recovered()
+    for row in rows:
+        row_key = row["RowKey"]
+        if row_key == INSTANCE_ROW:
+            instance_rows.append(row)
+        elif row_key.startswith(HISTORY_PREFIX):
+            history.append(row)
+        elif row_key.startswith((MESSAGE_PREFIX, TIMER_PREFIX)):
+            message_rows.append(row)
+        elif row_key.startswith(WORK_ITEM_PREFIX):
+            work_item_rows.append(row)
+        else:  # not ours
+            found.garbage.append(delete(TABLE, row["PartitionKey"], row_key))
+
     states: dict[str, tuple[Instance, int]] = {}
     for row in instance_rows:
         state, last_message = instance_from_entity(row)
@@ -280,13 +304,13 @@ def recover(
         found.last_seq = max(found.last_seq, last_message)
 
     events: dict[str, dict[int, JsonDict]] = {}
-    for row in history_rows:
+    for row in history:
         pk, rk = row["PartitionKey"], row["RowKey"]
         owner = states.get(pk)
-        execution_id, _, index_text = rk.rpartition(".")
+        execution_id, _, index_text = rk[len(HISTORY_PREFIX) :].rpartition(".")
         index = int(index_text)
         if owner is None or execution_id != owner[0].execution_id or index >= owner[0].persisted:
-            found.garbage.append(delete(HISTORY, pk, rk))
+            found.garbage.append(delete(TABLE, pk, rk))
             continue
         events.setdefault(pk, {})[index] = json.loads(row["Event"])
     for pk, (state, last_message) in states.items():
@@ -323,12 +347,12 @@ def recover(
                 )
                 found.timers.append((timer, rk))
             else:
-                found.garbage.append(delete(MESSAGES, pk, rk))
+                found.garbage.append(delete(TABLE, pk, rk))
             continue
         seq = int(rk[len(MESSAGE_PREFIX) :])
         found.last_seq = max(found.last_seq, seq)
         if owner is not None and seq <= owner[1]:
-            found.garbage.append(delete(MESSAGES, pk, rk))
+            found.garbage.append(delete(TABLE, pk, rk))
             continue
         message_event = json.loads(row["Event"])
         message = StoredMessage(
@@ -342,7 +366,7 @@ def recover(
         pk = row["PartitionKey"]
         key = (pk, row["ExecutionId"], int(row["TaskId"]))
         if key in answered:  # the answer was recorded; only the queue clean-up was lost
-            found.garbage.append(delete(WORK_ITEMS, pk, row["RowKey"]))
+            found.garbage.append(delete(TABLE, pk, row["RowKey"]))
             continue
         found.work_items.append(
             ActivityRequest(

@@ -1,41 +1,42 @@
 """Where ``DurableHost`` keeps its state: Azure Table Storage (Azurite), or memory.
 
-A store holds four tables per task hub (``<hub>Instances``, ``<hub>History``, ``<hub>Messages``,
-``<hub>WorkItems``; see ``_records.py`` for what goes in them) and applies writes in the order
-they were submitted *per partition* (table + partition key), batching whatever is waiting for
-one partition into entity-group transactions within Azure's limits: at most 100 operations and
-4 MiB per transaction, one partition each, 64 KiB per property (larger strings go to a blob in
-``<hub>-largemessages``, as the Azure Storage provider does) and 1 MiB per entity. Writes to
-different partitions proceed concurrently. Every write is idempotent (upserts and deletes by
-key), so a write replayed after a crash does no harm.
+A store holds one table per task hub (``<hub>State``; see ``_records.py`` for what goes in it)
+and applies writes in the order they were submitted *per partition* (table + partition key),
+batching whatever is waiting for one partition into entity-group transactions within Azure's
+limits: at most 100 operations and 4 MiB per transaction, one partition each, 64 KiB per
+property (larger strings go to a blob in ``<hub>-largemessages``, as the Azure Storage provider
+does) and 1 MiB per entity. Writes to different partitions proceed concurrently. Once a write
+to a partition has failed (after retries), nothing more is written to that partition until the
+store is opened again: a later write never lands without an earlier one it may depend on.
+Every write is idempotent (upserts and deletes by key), so a write replayed after a crash does
+no harm.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
-import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.rest import HttpRequest
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+from ._table_http import TableWriter
 
 logger = logging.getLogger("devhost.durable")
 _sdk_logger = logging.getLogger("devhost.durable.storage")
 """The SDK's per-request logging (INFO) goes here instead of ``azure.core``, quietened."""
 _sdk_logger.setLevel(logging.WARNING)
 
-TABLES = ("Instances", "History", "Messages", "WorkItems")
+TABLES = ("State",)
 
 MAX_BATCH_OPERATIONS = 100
 MAX_BATCH_BYTES = 3 * 1024 * 1024
@@ -163,7 +164,10 @@ class TableStore:
         self._container: ContainerClient | None = None
         self._container_ready = False
         self._tables: dict[str, TableClient] = {}
+        self._writer: TableWriter | None = None
         self._queues: dict[tuple[str, str], _Queue] = {}
+        self._failed: dict[tuple[str, str], BaseException] = {}
+        """Partitions a write failed for: nothing more is written to them."""
         self._semaphore: asyncio.Semaphore | None = None
         self._spilled: set[tuple[str, str, str]] = set()
         """Rows known to have blob-stored properties (their blobs go when the row goes)."""
@@ -173,6 +177,7 @@ class TableStore:
 
     async def open(self) -> None:
         self._semaphore = asyncio.Semaphore(self._max_parallel)
+        self._failed.clear()
         self._service = TableServiceClient.from_connection_string(
             self._connection_string, logger=_sdk_logger
         )
@@ -180,6 +185,7 @@ class TableStore:
             name = self.table_name(table)
             await self._service.create_table_if_not_exists(name)
             self._tables[table] = self._service.get_table_client(name)
+        self._writer = TableWriter(self._service)
         self._blobs = BlobServiceClient.from_connection_string(
             self._connection_string, logger=_sdk_logger
         )
@@ -189,6 +195,9 @@ class TableStore:
 
     async def close(self) -> None:
         await self.flush()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         for client in self._tables.values():
             await client.close()
         self._tables.clear()
@@ -230,12 +239,13 @@ class TableStore:
         try:
             while queue.items:
                 chunk = _take_chunk(queue.items)
-                error: BaseException | None = None
-                try:
-                    await self._apply(key[0], [op for op, _ in chunk])
-                except Exception as failure:  # reported to every waiting writer
-                    logger.exception("writing %s failed", key)
-                    error = failure
+                error = self._failed.get(key)
+                if error is None:
+                    try:
+                        await self._apply(key[0], [op for op, _ in chunk])
+                    except Exception as failure:  # reported to every waiting writer
+                        logger.exception("writing %s failed; nothing more is written to it", key)
+                        error = self._failed[key] = failure
                 for _, ticket in chunk:
                     ticket.remaining -= 1
                     if ticket.future.done():
@@ -252,20 +262,23 @@ class TableStore:
     async def _apply(self, table: str, ops: list[Op]) -> None:
         assert self._semaphore is not None
         ops = [await self._spill(op) for op in ops]
+        singly = False
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 async with self._semaphore:
-                    await self._submit(table, ops)
-                break
-            except TableTransactionError:
-                if any(op.entity is None for op in ops):  # maybe a delete of a row already gone
-                    async with self._semaphore:
+                    if singly:
                         for op in ops:
                             await self._submit(table, [op])
-                    break
+                    else:
+                        await self._submit(table, ops)
+                break
+            except TableTransactionError:
+                if not singly and any(op.entity is None for op in ops):
+                    singly = True  # maybe a delete of a row already gone: one at a time, in order
+                    continue
                 if attempt + 1 == WRITE_ATTEMPTS:
                     raise
-            except HttpResponseError:
+            except (HttpResponseError, ServiceRequestError):  # incl. connections lost
                 if attempt + 1 == WRITE_ATTEMPTS:
                     raise
             await asyncio.sleep(RETRY_BASE_SECONDS * 2**attempt)  # back-off, not a wait for work
@@ -274,15 +287,17 @@ class TableStore:
                 await self._drop_blobs(table, op)
 
     async def _submit(self, table: str, ops: list[Op]) -> None:
-        client = self._tables[table]
+        writer = self._writer
+        assert writer is not None
+        name = self.table_name(table)
         if len(ops) == 1:
             (op,) = ops
             if op.entity is None:
-                await client.delete_entity(op.partition_key, op.row_key)  # 404 is ignored
+                await writer.delete(name, op.partition_key, op.row_key)  # 404 is ignored
             else:
-                await client.upsert_entity(op.entity, mode=UpdateMode.REPLACE)
+                await writer.upsert(name, op.partition_key, op.row_key, op.entity)
             return
-        await _send_transaction(client, ops)
+        await writer.transaction(name, [(op.partition_key, op.row_key, op.entity) for op in ops])
 
     # -- large values ------------------------------------------------------------------------
 
@@ -354,86 +369,6 @@ class TableStore:
         client = self._tables[table]
         rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key})
         return [await self._unspill(table, dict(e)) async for e in rows]
-
-
-async def _send_transaction(client: TableClient, ops: list[Op]) -> None:
-    """``TableClient.submit_transaction``, with the multipart body written and read here.
-
-    The SDK builds and parses batch bodies with the ``email`` package, which costs about as
-    much CPU as everything else the host does; the request still goes through the client's
-    pipeline (authentication, retries). The format is the one the SDK sends.
-    """
-    base = f"{client.scheme}://{client._primary_hostname}/{client.table_name}"
-    changeset = f"changeset_{uuid.uuid4()}"
-    batch = f"batch_{uuid.uuid4()}"
-    parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
-    for index, op in enumerate(ops):
-        url = f"{base}(PartitionKey='{_url_key(op.partition_key)}',RowKey='{_url_key(op.row_key)}')"
-        head = (
-            f"--{changeset}\r\nContent-Type: application/http\r\n"
-            f"Content-Transfer-Encoding: binary\r\nContent-ID: {index}\r\n\r\n"
-        )
-        if op.entity is None:
-            parts.append(
-                f"{head}DELETE {url} HTTP/1.1\r\nx-ms-version: {client.api_version}\r\n"
-                "DataServiceVersion: 3.0\r\nAccept: application/json;odata=minimalmetadata\r\n"
-                "If-Match: *\r\n\r\n\r\n"
-            )
-        else:
-            body = _entity_json(op.entity)
-            parts.append(
-                f"{head}PUT {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body.encode())}\r\nx-ms-version: {client.api_version}\r\n"
-                f"DataServiceVersion: 3.0\r\nAccept: application/json\r\n\r\n{body}\r\n"
-            )
-    parts.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n")
-    request = HttpRequest(
-        "POST",
-        f"{client.scheme}://{client._primary_hostname}/$batch",
-        headers={
-            "x-ms-version": client.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": f"multipart/mixed; boundary={batch}",
-            "Accept": "application/json",
-        },
-        content="".join(parts).encode("utf-8"),
-    )
-    response = await client._client.send_request(request, stream=True)
-    text = (await response.read()).decode("utf-8", errors="replace")
-    failed = [int(code) for code in _STATUS_LINE.findall(text) if not code.startswith("2")]
-    if response.status_code != 202 or failed:
-        code = _ERROR_CODE.search(text)
-        raise TableTransactionError(
-            message=f"transaction on {client.table_name} failed "
-            f"({response.status_code}, parts {failed}): {code.group(1) if code else text[:300]}",
-            response=response,
-        )
-
-
-_STATUS_LINE = re.compile(r"^HTTP/1\.1 (\d{3})", re.MULTILINE)
-_ERROR_CODE = re.compile(r'"code"\s*:\s*"([^"]+)"')
-
-
-def _url_key(key: str) -> str:
-    """``_prepare_key`` then URL quoting, as the SDK builds entity URLs."""
-    return quote(key.replace("'", "''"), safe="")
-
-
-def _entity_json(entity: Entity) -> str:
-    body: dict[str, Any] = {}
-    for name, value in entity.items():
-        if value is None:
-            continue
-        if isinstance(value, float):
-            body[f"{name}@odata.type"] = "Edm.Double"
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if not -(2**31) <= value < 2**31:
-                raise TypeError(f"{name}: {value} does not fit an Edm.Int32")
-        elif not isinstance(value, str | bool):
-            raise TypeError(f"{name}: {type(value).__name__} values are not stored")
-        body[name] = value
-    return json.dumps(body, ensure_ascii=False)
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

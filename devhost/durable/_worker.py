@@ -7,6 +7,10 @@ reaches the host as an ``RpcException`` whose message is
 ``"Result: Failure\\nException: {Type}: {message}\\nStack: {trace}"`` (worker
 ``dispatcher._serialize_exception``, host ``RpcException``). The extension parses that text
 (``OutOfProcExceptionHelpers``), so failures are reproduced byte for byte where it matters.
+
+The engine reaches the functions through a :class:`FunctionInvoker`: :class:`LocalInvoker`
+invokes them in this process; devhost's host process uses one that sends the invocations to
+its Python worker process, where a :class:`LocalInvoker` runs them (``devhost.worker_main``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import asyncio
 import inspect
 import json
 import threading
+import time
 import traceback
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 from azure.functions import meta
@@ -78,13 +85,17 @@ def app_functions(app: FunctionRegister) -> list[Function]:
     return functions
 
 
+def _in_the_worker_process(**_: Any) -> Any:
+    raise RuntimeError("this function runs in the Python worker process")
+
+
 class FunctionCatalog:
     """Orchestrators and activities of an app; lookups ignore case like ``FunctionName``."""
 
-    def __init__(self, app: FunctionRegister) -> None:
+    def __init__(self, app: FunctionRegister | None = None) -> None:
         self._orchestrators: dict[str, DurableFunction] = {}
         self._activities: dict[str, DurableFunction] = {}
-        for function in app_functions(app):
+        for function in app_functions(app) if app is not None else ():
             trigger = function.get_trigger()
             if trigger is None:
                 continue
@@ -102,6 +113,18 @@ class FunctionCatalog:
             if name.casefold() in registry:
                 raise EngineConfigurationError(f"Two {kind} functions are named {name!r}")
             registry[name.casefold()] = entry
+
+    @classmethod
+    def of_names(cls, orchestrators: Iterable[str], activities: Iterable[str]) -> FunctionCatalog:
+        """The catalog of an app loaded in another process: names only (what the host knows)."""
+        catalog = cls()
+        for names, registry in (
+            (orchestrators, catalog._orchestrators),
+            (activities, catalog._activities),
+        ):
+            for name in names:
+                registry[name.casefold()] = DurableFunction(name, "", _in_the_worker_process, False)
+        return catalog
 
     def orchestrator(self, name: str) -> DurableFunction | None:
         return self._orchestrators.get(name.casefold())
@@ -158,6 +181,8 @@ class FunctionOutcome:
 
     returned: Any = None
     rpc_error: str | None = None
+    cpu_seconds: float = 0.0
+    """CPU time of the invocation (observability: an instance's orchestrator CPU)."""
 
 
 def rpc_exception_message(error: BaseException) -> str:
@@ -267,6 +292,7 @@ class _InvocationContext(func.Context):
 
 def invoke_orchestrator(function: DurableFunction, context_json: str) -> FunctionOutcome:
     """Invoke an orchestrator with the extension's context JSON, as the worker would."""
+    started = time.thread_time()
     context = OrchestrationTriggerConverter.decode(
         meta.Datum(context_json, "string"), trigger_metadata=None
     )
@@ -274,8 +300,10 @@ def invoke_orchestrator(function: DurableFunction, context_json: str) -> Functio
         returned = function.user_function(**{function.binding_name: context})
         encoded = OrchestrationTriggerConverter.encode(returned, expected_type=None)
     except Exception as error:
-        return FunctionOutcome(rpc_error=rpc_exception_message(error))
-    return FunctionOutcome(returned=encoded.value)
+        return FunctionOutcome(
+            rpc_error=rpc_exception_message(error), cpu_seconds=time.thread_time() - started
+        )
+    return FunctionOutcome(returned=encoded.value, cpu_seconds=time.thread_time() - started)
 
 
 @dataclass(frozen=True)
@@ -345,6 +373,45 @@ def _activity_failure(function: DurableFunction, error: Exception) -> ActivityOu
         reason=f"Activity function '{function.name}' failed: {message}",
         details=serialized_cause(message, rpc_message),
     )
+
+
+class FunctionInvoker(Protocol):
+    """How an engine reaches orchestrator and activity functions."""
+
+    def invoke_orchestrator(self, function: DurableFunction, context_json: str) -> FunctionOutcome:
+        """Blocking; called from the engine's orchestrator threads."""
+
+    async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
+        """Awaited on the engine's event loop."""
+
+
+class LocalInvoker:
+    """Functions invoked in this process as the Python worker invokes them: ``async def``
+    activities awaited on the running loop, the others in a thread pool (a synchronous activity
+    that returns an awaitable has it awaited on that loop), orchestrators on the caller's thread.
+    """
+
+    def __init__(self, activity_threads: int | None = None) -> None:
+        self._pool = ThreadPoolExecutor(activity_threads, thread_name_prefix="durable-activity")
+
+    def invoke_orchestrator(self, function: DurableFunction, context_json: str) -> FunctionOutcome:
+        return invoke_orchestrator(function, context_json)
+
+    async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
+        if is_async_function(function):
+            return await invoke_activity_async(function, input_text)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, invoke_activity, function, input_text, partial(_run_on, loop)
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_on(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """From a pool thread: await ``awaitable`` on ``loop`` and return its result."""
+    return asyncio.run_coroutine_threadsafe(_await(awaitable), loop).result()
 
 
 class AsyncRunner:

@@ -6,17 +6,21 @@ scheduling policy:
 * everything is driven by events on one asyncio loop (the one ``start()`` runs on): a message
   arriving makes its instance ready, a finished episode or activity frees a slot, a durable
   timer fires through ``loop.call_later`` at its ``FireAt`` (wall time) - nothing polls;
-* orchestration episodes run one at a time per instance and up to
-  ``max_concurrent_orchestrators`` instances at once, in a thread pool (orchestrator code is
-  synchronous CPU work; a thread keeps the loop responsive for activities and I/O). Messages
-  that arrive while an instance's episode runs are batched into its next episode, as the Azure
-  Storage provider's session manager does;
+* orchestration work items run one at a time per instance and up to
+  ``max_concurrent_orchestrators`` instances at once, the episode in a thread pool (the shim's
+  replay is synchronous CPU work; a thread keeps the loop responsive for activities and I/O).
+  A work item - and its slot - lasts until its checkpoint is durable, as DTFx completes a work
+  item before it releases the orchestration session; messages that arrive meanwhile are batched
+  into the instance's next episode, as the Azure Storage provider's session manager does;
 * activities run up to ``max_concurrent_activities`` at once, ``async def`` ones on the loop
-  and the others in a thread pool, as the Python worker does;
+  and the others in a thread pool, as the Python worker does - or, given a ``FunctionInvoker``
+  (``invoker``), wherever it runs them: devhost's host process hands them to its Python worker
+  process, as the extension hands them to the language worker;
 * state is checkpointed to a store (Azure Tables, or memory) after every work item, in the
-  order described in ``_records.py``; ``start()`` recovers from it: in-flight orchestrations
-  resume, timers are re-armed, activities that were running are dispatched again
-  (at-least-once, as in Azure), duplicated answers are ignored by the replay as in DTFx.
+  order described in ``_commits.py`` and ``_records.py`` (the activities and timers a work item
+  schedules take effect once its rows are durable); ``start()`` recovers from it: in-flight
+  orchestrations resume, timers are re-armed, activities that were running are dispatched
+  again (at-least-once, as in Azure), duplicated answers are ignored by the replay as in DTFx.
 
 Client commands (``submit_*``) are thread-safe. From another thread they return once the
 command is durable; on the loop's own thread they take effect at once and are written behind.
@@ -30,7 +34,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Coroutine
+from collections.abc import Collection, Coroutine, Iterable
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +45,7 @@ from typing import Any, Literal
 
 from azure.functions.decorators.function_app import FunctionRegister
 
-from ._commits import Checkpoint, Committer, log_finished
+from ._commits import commit_work_item, log_finished
 from ._core import (
     DEFAULT_CONNECTION_NAME,
     DEFAULT_TASK_HUB,
@@ -55,8 +59,7 @@ from ._core import (
 from ._history import OrchestrationStatus
 from ._instance import ActivityRequest, Instance, OrchestratorMessage, Outbound, TimerRequest
 from ._records import (
-    INSTANCES,
-    MESSAGES,
+    TABLE,
     ExecutionIds,
     StoredMessage,
     checkpoint_rows,
@@ -71,9 +74,9 @@ from ._records import (
 )
 from ._shim import EngineLimitation
 from ._status import COMPLETED_STATUSES, InstanceSnapshot
-from ._store import TABLES, MemoryStore, Op, Store, TableStore, delete, escape_key, upsert
+from ._store import MemoryStore, Op, Store, TableStore, delete, escape_key, upsert
 from ._types import DurableEngineError
-from ._worker import invoke_activity, invoke_activity_async, is_async_function
+from ._worker import FunctionCatalog, FunctionInvoker, LocalInvoker
 
 logger = logging.getLogger("devhost.durable")
 
@@ -100,7 +103,7 @@ class DurableHost(EngineCore):
 
     def __init__(
         self,
-        app: FunctionRegister,
+        app: FunctionRegister | FunctionCatalog,
         *,
         task_hub: str = DEFAULT_TASK_HUB,
         connection_string: str | None = None,
@@ -113,7 +116,9 @@ class DurableHost(EngineCore):
         orchestrator_threads: bool = True,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         store: Store | None = None,
+        invoker: FunctionInvoker | None = None,
     ) -> None:
+        """``app`` is the app, or the catalog of an app that ``invoker`` runs elsewhere."""
         super().__init__(
             app,
             task_hub=task_hub,
@@ -132,6 +137,8 @@ class DurableHost(EngineCore):
         self._activity_threads = activity_threads or max_concurrent_activities
         self._orchestrator_threads = orchestrator_threads
         self._stop_timeout = stop_timeout
+        self._given_invoker = invoker
+        self._invoker: FunctionInvoker | None = invoker
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._running = False
@@ -155,9 +162,6 @@ class DurableHost(EngineCore):
         self._abandoned = False
         self._watermarks: dict[str, int] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._commits = Committer(
-            self._store, current=self._current, committed=self._committed, spawn=self._spawn_other
-        )
         self._waiters: dict[str, list[_Waiter]] = {}
         self._broken: set[str] = set()
         self._episode_tasks: set[asyncio.Task[None]] = set()
@@ -193,12 +197,10 @@ class DurableHost(EngineCore):
         self._orchestrator_pool = ThreadPoolExecutor(
             self.max_concurrent_orchestrators, thread_name_prefix="durable-orchestrator"
         )
-        self._activity_pool = ThreadPoolExecutor(
-            self._activity_threads, thread_name_prefix="durable-activity"
-        )
+        if self._given_invoker is None:
+            self._invoker = LocalInvoker(self._activity_threads)
         await self._store.open()
-        rows = [await self._store.load(table) for table in TABLES]
-        found = recover(*rows)
+        found = recover(await self._store.load(TABLE))
         self._seq = max(self._seq, found.last_seq)
         for state, last_message in found.instances:
             self.register(state)
@@ -253,7 +255,8 @@ class DurableHost(EngineCore):
             await asyncio.wait(set(self._other_tasks))
         await self._store.close()
         self._orchestrator_pool.shutdown(wait=False, cancel_futures=True)
-        self._activity_pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self._invoker, LocalInvoker) and self._given_invoker is None:
+            self._invoker.close()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.future.cancel()
@@ -363,12 +366,10 @@ class DurableHost(EngineCore):
         if isinstance(command, Start):
             state = self._instances[instance_id]
             self.publish(state)  # the Pending row (again, unless submitted before start())
-            row = upsert(INSTANCES, instance_entity(state, self._watermarks.get(instance_id, 0)))
-            written = self._store.write([row])
-            writes.append(written)
+            ops = [upsert(TABLE, instance_entity(state, self._watermarks.get(instance_id, 0)))]
             if previous is not None and previous.execution_id != state.execution_id:
-                stale = history_rows(instance_id, previous.execution_id, previous.persisted)
-                self._after(written, stale)
+                ops.extend(history_rows(instance_id, previous.execution_id, previous.persisted))
+            writes.append(self._store.write(ops))
         writes.append(self._deliver(message))
         return writes
 
@@ -380,11 +381,8 @@ class DurableHost(EngineCore):
 
     async def _purge_rows(self, key: str) -> None:
         await self._store.flush()
-        ops: list[Op] = []
-        for table in TABLES:
-            rows = await self._store.partition(table, key)
-            ops.extend(delete(table, key, row["RowKey"]) for row in rows)
-        await self._store.write(ops)
+        rows = await self._store.partition(TABLE, key)
+        await self._store.write([delete(TABLE, key, row["RowKey"]) for row in rows])
 
     # -- messages --------------------------------------------------------------------------
 
@@ -392,18 +390,22 @@ class DurableHost(EngineCore):
         self._seq = max(time.time_ns(), self._seq + 1)
         return self._seq
 
-    def _deliver(self, outbound: OrchestratorMessage) -> asyncio.Future[None]:
+    def _deliver(
+        self, outbound: OrchestratorMessage, also: Iterable[Op] = ()
+    ) -> asyncio.Future[None]:
         """Send a control message: written to the store and queued for its instance now.
 
-        Sequence numbers are taken on the loop in queueing order, so an instance's inbox is
-        always in sequence order and ``LastMessage`` marks exactly what a checkpoint consumed.
+        ``also``: writes to the receiving instance's partition that go with the message (in
+        the same transaction when they fit). Sequence numbers are taken on the loop in
+        queueing order, so an instance's inbox is always in sequence order and
+        ``LastMessage`` marks exactly what a checkpoint consumed.
         """
         seq = self._next_seq()
         row_key = message_row_key(seq)
         message = StoredMessage(
             seq, outbound.instance_id, outbound.execution_id, outbound.event, row_key=row_key
         )
-        written = self._store.write([upsert(MESSAGES, message_entity(message, row_key))])
+        written = self._store.write([upsert(TABLE, message_entity(message, row_key)), *also])
         self._enqueue(message)
         return written
 
@@ -441,20 +443,6 @@ class DurableHost(EngineCore):
         group.add(task)
         task.add_done_callback(group.discard)
         return task
-
-    def _after(self, written: asyncio.Future[None], ops: list[Op]) -> None:
-        """Queue ``ops`` once ``written`` is durable (ordering across tables)."""
-        if not ops:
-            return
-
-        async def then() -> None:
-            try:
-                await written
-                await self._store.write(ops)
-            except Exception:  # the store has logged it; the work is redone after a restart
-                logger.warning("a follow-up write was skipped after a failed write")
-
-        self._spawn(then(), self._other_tasks)
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -494,18 +482,20 @@ class DurableHost(EngineCore):
                 return
             state = work.state
             before = (state.execution_id, len(state.history))
+            assert self._invoker is not None
             run = partial(
                 state.run_work_item,
                 work.events,
                 now=_utcnow,
                 new_execution_id=ExecutionIds(instance_id, state.execution_id, batch[0].seq),
                 catalog=self.catalog,
+                invoke=self._invoker.invoke_orchestrator,
             )
             if self._orchestrator_threads:
                 outbound = await self._loop.run_in_executor(self._orchestrator_pool, run)
             else:
                 outbound = run()
-            self._checkpoint(state, before, outbound, batch)
+            await self._checkpoint(state, before, outbound, batch)
         except (EngineLimitation, Exception) as error:
             # EngineLimitation: the app uses what this engine lacks; anything else is a bug
             # here. Either way the in-memory instance is unusable: nothing more runs for it.
@@ -521,50 +511,48 @@ class DurableHost(EngineCore):
                 self._schedule(instance_id)
             self._pump()
 
-    def _checkpoint(
+    async def _checkpoint(
         self,
         state: Instance,
         before: tuple[str, int],
         outbound: list[Outbound],
         batch: list[StoredMessage],
     ) -> None:
-        """Write what a work item produced, send its messages, and queue its commit marker."""
+        """Commit what a work item produced (``_commits.py``); its episode (and its slot) lasts
+        until then. Messages that arrive meanwhile wait for the instance's next episode."""
         instance_id = state.instance_id
         before_execution, before_length = before
-        ops, activities, timers, messages = checkpoint_rows(state, before, outbound)
-        writes = [self._store.write(ops)]
-        writes.extend(self._deliver(message) for message in messages)
-        for timer in timers:
-            self._arm(timer, timer_row_key(timer.execution_id, timer.event["TimerId"]))
-        self._activity_queue.extend(activities)
+        rows, activities, timers, messages = checkpoint_rows(state, before, outbound)
+        sent = [self._deliver(message) for message in messages]
         watermark = max(self._watermarks.get(instance_id, 0), batch[-1].seq)
         self._watermarks[instance_id] = watermark
         cleanup = consumed_rows(instance_id, batch)
         if state.execution_id != before_execution:  # continued as new: the old history goes
             cleanup.extend(history_rows(instance_id, before_execution, before_length))
-        self._commits.add(
-            Checkpoint(
-                state=state,
-                writes=writes,
-                marker=upsert(INSTANCES, instance_entity(state, watermark)),
-                cleanup=cleanup,
-                snapshot=state.snapshot(),
-            )
+        snapshot = state.snapshot()
+
+        def rows_durable() -> None:
+            for timer in timers:
+                self._arm(timer, timer_row_key(timer.execution_id, timer.event["TimerId"]))
+            self._activity_queue.extend(activities)
+            self._pump()
+
+        committed = await commit_work_item(
+            self._store,
+            rows=rows,
+            sent=sent,
+            marker=[upsert(TABLE, instance_entity(state, watermark)), *cleanup],
+            current=lambda: self._current(state),
+            rows_durable=rows_durable,
         )
-        self._pump()
+        if committed:  # clients may see the instance row now
+            self.publish(state, snapshot)
+            self._notify(snapshot)
+            if snapshot.status in COMPLETED_STATUSES:
+                log_finished(state, snapshot)
 
     def _current(self, state: Instance) -> bool:
         return self._instances.get(state.instance_id) is state
-
-    def _committed(self, checkpoint: Checkpoint) -> None:
-        """A checkpoint is durable: clients may see the instance row now."""
-        self.publish(checkpoint.state, checkpoint.snapshot)
-        self._notify(checkpoint.snapshot)
-        if checkpoint.snapshot.status in COMPLETED_STATUSES:
-            log_finished(checkpoint.state, checkpoint.snapshot)
-
-    def _spawn_other(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return self._spawn(work, self._other_tasks)
 
     # -- activities ----------------------------------------------------------------------------
 
@@ -577,29 +565,16 @@ class DurableHost(EngineCore):
                 return
             input_text = self.activity_input(request)
             executed_at = _utcnow()
-            if is_async_function(function):
-                outcome = await invoke_activity_async(function, input_text)
-            else:
-                outcome = await self._loop.run_in_executor(
-                    self._activity_pool,
-                    invoke_activity,
-                    function,
-                    input_text,
-                    self._run_from_thread,
-                )
+            assert self._invoker is not None
+            try:
+                outcome = await self._invoker.invoke_activity(function, input_text)
+            except Exception as error:  # the worker process is gone, or could not answer
+                logger.error("activity %r could not run: %r", request.name, error)
+                return  # its work item stays: it runs again after the next start
             if self._abandoned:
                 return  # the work item runs again after the next start
             answer = self.activity_result(request, function.name, input_text, outcome, executed_at)
-            self._after(self._deliver(answer), [work_item_delete(request)])
+            self._deliver(answer, also=[work_item_delete(request)])
         finally:
             self._running_activities -= 1
             self._pump()
-
-    def _run_from_thread(self, awaitable: Any) -> Any:
-        """A synchronous activity returned an awaitable: await it on the host's loop."""
-        assert self._loop is not None
-
-        async def run() -> Any:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()

@@ -7,6 +7,7 @@ One devhost child serves the HTTP fixture app for the module; tests that need ot
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.devhost.conftest import Devhost, child_env, copy_app, start_devhost
+from tests.devhost.conftest import Devhost, child_env, copy_app, poll, start_devhost
 
 SETTINGS = {
     "IsEncrypted": False,
@@ -240,3 +241,55 @@ def test_sigterm_stops_devhost_cleanly(start: Callable[..., Devhost]) -> None:
 
     assert host.process.wait(timeout=20) == 0
     assert "Stopping devhost..." in host.output()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc").is_dir():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def test_functions_run_in_a_worker_process_of_the_host(host: Devhost) -> None:
+    seen = host.get("/api/process").json()
+
+    assert seen["pid"] != host.process.pid
+    assert seen["ppid"] == host.process.pid
+
+
+def test_ctrl_c_stops_the_host_which_stops_its_worker(start: Callable[..., Devhost]) -> None:
+    host = start()
+    worker = host.get("/api/process").json()["pid"]
+
+    os.kill(worker, signal.SIGINT)  # Ctrl+C reaches the whole process group: the worker waits
+    assert host.get("/api/open").text == "open"
+    assert host.stop() == 0  # SIGINT to the host
+
+    assert not alive(worker)
+
+
+def test_the_worker_process_does_not_outlive_a_killed_host(start: Callable[..., Devhost]) -> None:
+    host = start()
+    worker = host.get("/api/process").json()["pid"]
+
+    host.process.kill()
+    host.process.wait(timeout=20)
+
+    poll(lambda: not alive(worker), what="the worker process to exit")
+
+
+def test_a_worker_process_that_dies_stops_the_host(start: Callable[..., Devhost]) -> None:
+    host = start()
+
+    assert host.post("/api/exit").status_code == 500
+
+    assert host.process.wait(timeout=20) == 1
+    assert "the Python worker process exited unexpectedly (exit code 3)" in host.output()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -22,8 +22,16 @@ from azure.data.tables import TableClient
 from azure.storage.blob import BlobServiceClient
 
 from devhost.durable import DurableHost, EventType, MemoryStore, OrchestrationStatus
-from devhost.durable._records import HISTORY, INSTANCES, MESSAGES, message_row_key
-from devhost.durable._store import TABLES, Op, _take_chunk, delete, upsert
+from devhost.durable._records import (
+    HISTORY_PREFIX,
+    INSTANCE_ROW,
+    MESSAGE_PREFIX,
+    TABLE,
+    WORK_ITEM_PREFIX,
+    history_row_key,
+    message_row_key,
+)
+from devhost.durable._store import Op, TableStore, _take_chunk, delete, escape_key, upsert
 from tests.support.azurite import Azurite
 
 T = TypeVar("T")
@@ -242,6 +250,53 @@ def test_continue_as_new_keeps_only_the_current_history(hosts: HostFactory) -> N
     run(scenario())
 
 
+class GatedStore(MemoryStore):
+    """Holds back every write that schedules activity work items until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.waiting = 0
+
+    def write(self, ops: Iterable[Op]) -> asyncio.Future[None]:
+        ops = list(ops)
+        schedules = any(op.row_key.startswith(WORK_ITEM_PREFIX) and op.entity for op in ops)
+        if self.gate is None or self.gate.is_set() or not schedules:
+            return super().write(ops)
+        self.waiting += 1
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def later(gate: asyncio.Event) -> None:
+            await gate.wait()
+            await MemoryStore.write(self, ops)
+            written.set_result(None)
+
+        asyncio.get_running_loop().create_task(later(self.gate))
+        return written
+
+
+def test_activities_start_once_their_work_items_are_durable() -> None:
+    """As DTFx sends activity messages when it completes the work item that scheduled them."""
+    store = GatedStore()
+
+    async def scenario() -> None:
+        HELD["release"] = asyncio.Event()
+        HELD["release"].set()
+        store.gate = asyncio.Event()
+        async with DurableHost(app, store=store, max_concurrent_activities=4) as host:
+            instance_id = host.start_new("holder")
+            await until(lambda: store.waiting > 0, "the work items to be written")
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert HELD["runs"] == 0
+            store.gate.set()
+            done = await host.wait_for_completion(instance_id, DEADLINE)
+            assert output(done) == [0, 10, 20]
+            assert HELD["runs"] == 3
+
+    run(scenario())
+
+
 # -- crash consistency (rows written directly, as a crash would leave them) ----------------------
 
 
@@ -266,7 +321,9 @@ def test_recovery_skips_uncommitted_rows_and_ignores_duplicated_answers() -> Non
             )
             committed = first.snapshot(instance_id)
         assert committed is not None
-        (row,) = [e for (pk, _), e in store.tables[INSTANCES].items() if pk == "crashy"]
+        (row,) = [
+            e for (pk, rk), e in store.tables[TABLE].items() if (pk, rk) == ("crashy", INSTANCE_ROW)
+        ]
         length, last_message = row["HistoryLength"], int(row["LastMessage"])
         execution_id = row["ExecutionId"]
         answer = next(e for e in committed.history if e["EventType"] == EventType.TASK_COMPLETED)
@@ -276,17 +333,17 @@ def test_recovery_skips_uncommitted_rows_and_ignores_duplicated_answers() -> Non
         await store.write(
             [
                 upsert(
-                    HISTORY,
+                    TABLE,
                     {
                         "PartitionKey": "crashy",
-                        "RowKey": f"{execution_id}.{length:08d}",
+                        "RowKey": history_row_key(execution_id, length),
                         "ExecutionId": execution_id,
                         "EventType": int(EventType.TASK_SCHEDULED),
                         "Event": json.dumps(garbage_event),
                     },
                 ),
                 upsert(
-                    MESSAGES,
+                    TABLE,
                     {
                         "PartitionKey": "crashy",
                         "RowKey": message_row_key(last_message),
@@ -298,7 +355,7 @@ def test_recovery_skips_uncommitted_rows_and_ignores_duplicated_answers() -> Non
                     },
                 ),
                 upsert(
-                    MESSAGES,
+                    TABLE,
                     {
                         "PartitionKey": "crashy",
                         "RowKey": message_row_key(last_message + 1),
@@ -321,7 +378,11 @@ def test_recovery_skips_uncommitted_rows_and_ignores_duplicated_answers() -> Non
         answers = [e for e in done.history if e["EventType"] == EventType.TASK_COMPLETED]
         assert len(answers) == 2  # the duplicate is in the history, and was ignored
         assert not any(e.get("EventId") == 99 for e in done.history)
-        leftover = [rk for (pk, rk) in store.tables[MESSAGES] if pk == "crashy"]
+        leftover = [
+            rk
+            for (pk, rk) in store.tables[TABLE]
+            if pk == "crashy" and rk.startswith(MESSAGE_PREFIX)
+        ]
         assert leftover == []
 
     run(scenario())
@@ -330,12 +391,13 @@ def test_recovery_skips_uncommitted_rows_and_ignores_duplicated_answers() -> Non
 # -- Azure Table limits ------------------------------------------------------------------------
 
 
-def table_rows(azurite: Azurite, hub: str, table: str, partition: str) -> list[dict[str, Any]]:
-    with TableClient.from_connection_string(azurite.connection_string, f"{hub}{table}") as client:
-        return [
-            dict(e)
-            for e in client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
-        ]
+def table_rows(
+    azurite: Azurite, hub: str, partition: str, prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows of one instance's partition (those whose row key starts with ``prefix``)."""
+    with TableClient.from_connection_string(azurite.connection_string, f"{hub}{TABLE}") as client:
+        rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+        return [dict(e) for e in rows if prefix is None or e["RowKey"].startswith(prefix)]
 
 
 def test_large_values_go_to_blobs_and_wide_work_items_span_transactions(azurite: Azurite) -> None:
@@ -366,9 +428,10 @@ def test_large_values_go_to_blobs_and_wide_work_items_span_transactions(azurite:
     assert output(wide_done) == sum(range(250))
     assert len(wide_done.history) > 500  # one checkpoint wrote > 250 rows: several transactions
     assert output(large_done) == {"length": len(BIG), "text": BIG}
-    (instance,) = table_rows(azurite, hub, INSTANCES, "large")
+    (instance,) = [row for row in table_rows(azurite, hub, "large") if row["RowKey"] == ""]
     assert "Output" not in instance and "Output_Blob" in instance
-    spilled = [row for row in table_rows(azurite, hub, HISTORY, "large") if "Event_Blob" in row]
+    history = table_rows(azurite, hub, "large", HISTORY_PREFIX)
+    spilled = [row for row in history if "Event_Blob" in row]
     assert spilled
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
     with blobs:
@@ -385,13 +448,78 @@ def test_purge_deletes_every_row_of_the_instance(azurite: Azurite) -> None:
         ) as host:
             instance_id = host.start_new("fan_out", 3, "doomed")
             await host.wait_for_completion(instance_id, DEADLINE)
-            assert table_rows(azurite, hub, HISTORY, "doomed")
+            assert table_rows(azurite, hub, "doomed", HISTORY_PREFIX)
             await asyncio.to_thread(host.purge, instance_id)
             assert host.snapshot(instance_id) is None
 
     run(scenario())
-    for table in TABLES:
-        assert table_rows(azurite, hub, table, "doomed") == []
+    assert table_rows(azurite, hub, "doomed") == []
+
+
+def test_keys_of_any_text_round_trip_singly_and_in_transactions(azurite: Azurite) -> None:
+    """The store writes rows itself (signed requests, hand-built batches): keys with quotes,
+    spaces, percent signs and non-ASCII text must reach the service intact."""
+    keys = ["it's", "a b", "é ü ✓ 𝄞", "x%20y", "q''uo'te", escape_key("sl/ash#?\\"), "+&=(~)!@$*"]
+    shared = "p'é"
+    store = TableStore(azurite.connection_string, f"keys{uuid.uuid4().hex[:8]}")
+
+    async def scenario() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        await store.open()
+        try:
+            singles = [
+                upsert(TABLE, {"PartitionKey": k, "RowKey": k, "N": 1, "F": 0.5}) for k in keys
+            ]
+            await asyncio.gather(*(store.write([op]) for op in singles))  # one row per request
+            together = [upsert(TABLE, {"PartitionKey": shared, "RowKey": k}) for k in keys]
+            await store.write(together)  # one transaction
+            stored = sorted(row["RowKey"] for row in await store.partition(TABLE, shared))
+            single_rows = [row for k in keys for row in await store.partition(TABLE, k)]
+            await store.write([delete(TABLE, shared, k) for k in keys])
+            await store.write([delete(TABLE, k, k) for k in keys])
+            await store.write([delete(TABLE, "nobody", "here")])  # a missing row is no error
+            left = [row for k in [shared, *keys] for row in await store.partition(TABLE, k)]
+            return stored, left, single_rows
+        finally:
+            await store.close()
+
+    stored, left, single_rows = run(scenario())
+
+    assert stored == sorted(keys)
+    assert [(row["PartitionKey"], row["RowKey"]) for row in single_rows] == [(k, k) for k in keys]
+    assert all(row["N"] == 1 and row["F"] == 0.5 for row in single_rows)
+    assert left == []
+
+
+def test_after_a_failed_write_nothing_more_is_written_to_that_partition(
+    azurite: Azurite,
+) -> None:
+    """A commit marker must never land without the rows queued before it."""
+    store = TableStore(azurite.connection_string, f"fail{uuid.uuid4().hex[:8]}")
+
+    async def outcome(ops: list[Op]) -> str:
+        try:
+            await store.write(ops)
+        except Exception as error:
+            return type(error).__name__
+        return "written"
+
+    async def scenario() -> list[Any]:
+        await store.open()
+        try:
+            unstorable = upsert(TABLE, {"PartitionKey": "p", "RowKey": "a", "Bad": object()})
+            first = await outcome([unstorable])
+            later = await outcome([upsert(TABLE, {"PartitionKey": "p", "RowKey": "b"})])
+            elsewhere = await outcome([upsert(TABLE, {"PartitionKey": "q", "RowKey": "b"})])
+            rows = await store.partition(TABLE, "p")
+            return [first, later, elsewhere, rows]
+        finally:
+            await store.close()
+
+    first, later, elsewhere, rows = run(scenario())
+
+    assert first == later == "TypeError"
+    assert elsewhere == "written"
+    assert rows == []
 
 
 def test_writes_are_cut_into_transactions_within_azure_limits() -> None:
@@ -402,15 +530,15 @@ def test_writes_are_cut_into_transactions_within_azure_limits() -> None:
             cut.append([op for op, _ in _take_chunk(waiting)])  # type: ignore[arg-type]
         return cut
 
-    rows = [upsert(HISTORY, {"PartitionKey": "p", "RowKey": f"r{i}"}) for i in range(250)]
+    rows = [upsert(TABLE, {"PartitionKey": "p", "RowKey": f"r{i}"}) for i in range(250)]
     assert [len(chunk) for chunk in chunks(rows)] == [100, 100, 50]
 
-    again = [rows[0], rows[1], delete(HISTORY, "p", "r0"), rows[2]]
+    again = [rows[0], rows[1], delete(TABLE, "p", "r0"), rows[2]]
     assert [len(chunk) for chunk in chunks(again)] == [2, 2]  # a row at most once per batch
 
     heavy = [
         upsert(
-            HISTORY,
+            TABLE,
             {"PartitionKey": "p", "RowKey": f"h{i}", **{f"P{j}": "x" * 30_000 for j in range(5)}},
         )
         for i in range(40)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
+from devhost.durable._records import TABLE
 from tests.support.azurite import Azurite
 
 SCRIPT = Path(__file__).with_name("durable_host_process.py")
@@ -75,7 +76,7 @@ def finished(record: Path, pid: int) -> int:
 
 
 def instance_row(azurite: Azurite, hub: str, instance_id: str) -> dict[str, Any] | None:
-    with TableClient.from_connection_string(azurite.connection_string, f"{hub}Instances") as table:
+    with TableClient.from_connection_string(azurite.connection_string, f"{hub}{TABLE}") as table:
         try:
             return dict(table.get_entity(partition_key=instance_id, row_key=""))
         except ResourceNotFoundError:

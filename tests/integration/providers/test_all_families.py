@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,11 @@ from tests.integration.providers.calls import (
 )
 from tests.integration.providers.families import FAMILIES, Family
 from tests.support.fake_http import FakeHttpServer, ScriptedResponse
+
+
+def in_an_hour() -> str:
+    """An HTTP date an hour ahead, made when the test runs (not when it is collected)."""
+    return http_date_in(3600)
 
 
 @pytest.fixture(params=FAMILIES, ids=lambda family: family.id)
@@ -158,17 +164,18 @@ def test_unreadable_success_bodies_are_malformed(
     [
         ({"Retry-After": "7"}, 7, 7),
         ({"Retry-After": "0.5"}, 0.5, 0.5),
-        ({"Retry-After": http_date_in(3600)}, 3500, 3600),
+        ({"Retry-After": in_an_hour}, 3500, 3600),
         ({"retry-after-ms": "1500", "Retry-After": "2"}, 1.5, 1.5),
     ],
 )
 def test_standard_retry_headers_on_429(
     family: Family,
     server: FakeHttpServer,
-    headers: dict[str, str],
+    headers: dict[str, Any],
     low: float,
     high: float,
 ) -> None:
+    headers = {name: value() if callable(value) else value for name, value in headers.items()}
     error = family.fail(server, ScriptedResponse(status=429, body=b"", headers=headers))
 
     assert error.code is ErrorCode.RATE_LIMITED

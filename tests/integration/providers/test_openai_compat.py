@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,11 @@ REQUEST = CompletionRequest(
     temperature=0.2,
     max_tokens=256,
 )
+
+
+def in_an_hour() -> str:
+    """An HTTP date an hour ahead, made when the test runs (not when it is collected)."""
+    return http_date_in(3600)
 
 
 def call(
@@ -198,17 +204,18 @@ def test_wrong_path_is_not_found(fake_openai: FakeOpenAIServer) -> None:
     [
         ({"retry-after-ms": "1500"}, 1.5, 1.5),
         ({"Retry-After": "7"}, 7, 7),
-        ({"Retry-After": http_date_in(3600)}, 3500, 3600),
+        ({"Retry-After": in_an_hour}, 3500, 3600),
         ({"x-ratelimit-reset-requests": "1s"}, 1, 1),
         ({"x-ratelimit-reset-tokens": "250ms"}, 0.25, 0.25),
         ({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "6s"}, 90, 90),
     ],
 )
 def test_rate_limit_carries_the_retry_hint(
-    fake_openai: FakeOpenAIServer, headers: dict[str, str], low: float, high: float
+    fake_openai: FakeOpenAIServer, headers: dict[str, Any], low: float, high: float
 ) -> None:
     body = error_body("Rate limit reached for gpt-4o-mini.", "requests", "rate_limit_exceeded")
 
+    headers = {name: value() if callable(value) else value for name, value in headers.items()}
     error = fail_with(fake_openai, ScriptedResponse(status=429, body=body, headers=headers))
 
     assert error.code is ErrorCode.RATE_LIMITED

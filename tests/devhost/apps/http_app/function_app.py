@@ -109,3 +109,13 @@ def admin_level(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="out", methods=["GET"], binding_arg_name="res")
 def out_binding(req: func.HttpRequest, res: func.Out[func.HttpResponse]) -> None:
     res.set(func.HttpResponse("via the out binding", status_code=202))
+
+
+@app.route(route="process", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def process(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({"pid": os.getpid(), "ppid": os.getppid()}))
+
+
+@app.route(route="exit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def exit_process(req: func.HttpRequest) -> func.HttpResponse:
+    os._exit(3)  # the worker process dies mid-invocation
