@@ -54,7 +54,7 @@ class Settings(BaseModel):
         "(`model`, `provider:model`, `model@version` or `provider:model@version`).",
     )
     summary_page_size: int = Field(
-        default=50, ge=1, le=100, description="transcripts summarised together by one activity"
+        default=16, ge=1, le=100, description="transcripts summarised together by one activity"
     )
     mock_call_log: str = Field(default="", description="file to append one line per mock call")
     # Provider credentials and endpoints, keyed by the environment variable the catalog names.

@@ -26,6 +26,7 @@ import azure.durable_functions as df
 from evalruns import names
 from evalruns.domain.orchestration import (
     SUMMARY_PAGES_PER_GENERATION,
+    SUMMARY_WAVES_PER_GENERATION,
     WAVES_PER_GENERATION,
     BatchInput,
     BatchResult,
@@ -34,6 +35,7 @@ from evalruns.domain.orchestration import (
     RunState,
     SummaryPage,
     SummaryPageInput,
+    SummaryRange,
     SyncInput,
     SyncResult,
     final_status,
@@ -195,44 +197,106 @@ def _finish(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
 
 
 def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
-    """Summarise page after page, continuing as new every few pages; a retryable summariser
+    """Summarise the jobs in waves of pages (as many at once as the summariser's provider
+    allows), then sweep transcripts carried over from a parent run; a retryable summariser
     error waits on a durable timer and summarises the same page again."""
+    plan = state.plan
+    assert plan is not None
+    lane = plan.summary_lane
+    for _ in range(SUMMARY_WAVES_PER_GENERATION):
+        if lane is None or state.sweeping:
+            break
+        pages = state.summary_retries[: lane.parallel]
+        waiting = state.summary_retries[len(pages) :]
+        next_job = state.summary_next
+        while len(pages) < lane.parallel and next_job <= lane.last:
+            last = min(lane.last, next_job + lane.batch_size - 1)
+            pages.append(SummaryRange(first=next_job, last=last))
+            next_job = last + 1
+        if not pages:
+            break
+        results = yield context.task_all(
+            [
+                _summary_page(
+                    context,
+                    SummaryPageInput(
+                        run_id=state.run_id,
+                        first=page.first,
+                        last=page.last,
+                        attempt=page.attempt,
+                        final=page.attempt >= plan.max_attempts,
+                    ),
+                )
+                for page in pages
+            ]
+        )
+        done = [SummaryPage.model_validate(raw) for raw in results]
+        if any(result.stopped for result in done):
+            return None
+        retries = [
+            page.model_copy(update={"attempt": page.attempt + 1})
+            for page, result in zip(pages, done, strict=True)
+            if result.pending and page.attempt < plan.max_attempts
+        ]
+        if retries:
+            delay = max(
+                retry_delay(state.run_id, page.first, page.attempt, result.retry_after)
+                for page, result in zip(pages, done, strict=True)
+                if result.pending
+            )
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+        state = state.model_copy(
+            update={"summary_next": next_job, "summary_retries": [*waiting, *retries]}
+        )
+    else:
+        return _continue(context, state)
+    if lane is not None and (state.summary_retries or state.summary_next <= lane.last):
+        return _continue(context, state)
+    if plan.carried and not (yield from _sweep_carried(context, state)):
+        return None
+    yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
+    return encode(state.progress)
+
+
+def _sweep_carried(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
+    """Page through the run's transcripts for those carried over from the parent and still
+    pending (the parent ended before summarising them); jobs' transcripts are skipped."""
     plan = state.plan
     assert plan is not None
     cursor = state.summary_cursor
     attempt = 1
-    pages = 0
-    while True:
+    for _ in range(SUMMARY_PAGES_PER_GENERATION):
         page = SummaryPage.model_validate(
             (
-                yield context.call_activity_with_retry(
-                    names.SUMMARISE_ACTIVITY,
-                    INFRASTRUCTURE_RETRY,
-                    encode(
-                        SummaryPageInput(
-                            run_id=state.run_id,
-                            cursor=cursor,
-                            attempt=attempt,
-                            final=attempt >= plan.max_attempts,
-                        )
+                yield _summary_page(
+                    context,
+                    SummaryPageInput(
+                        run_id=state.run_id,
+                        cursor=cursor,
+                        attempt=attempt,
+                        final=attempt >= plan.max_attempts,
                     ),
                 )
             )
         )
         if page.stopped:
-            return None
+            return False
         if page.pending and attempt < plan.max_attempts:
-            delay = retry_delay(state.run_id, pages, attempt, page.retry_after)
+            delay = retry_delay(state.run_id, 0, attempt, page.retry_after)
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
             attempt += 1
             continue
         if page.next_cursor is None:
-            break
-        cursor, attempt, pages = page.next_cursor, 1, pages + 1
-        if pages >= SUMMARY_PAGES_PER_GENERATION:
-            return _continue(context, state.model_copy(update={"summary_cursor": cursor}))
-    yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
-    return encode(state.progress)
+            return True
+        cursor, attempt = page.next_cursor, 1
+    _continue(context, state.model_copy(update={"sweeping": True, "summary_cursor": cursor}))
+    return False
+
+
+def _summary_page(context: df.DurableOrchestrationContext, page: SummaryPageInput) -> df.Task:
+    return context.call_activity_with_retry(
+        names.SUMMARISE_ACTIVITY, INFRASTRUCTURE_RETRY, encode(page)
+    )
 
 
 def _advance(context: df.DurableOrchestrationContext, change: SyncInput) -> Steps:

@@ -24,6 +24,7 @@ RETRY_AFTER_MAX_SECONDS = 3600.0
 # bounds its history.
 WAVES_PER_GENERATION = 8
 SUMMARY_PAGES_PER_GENERATION = 16
+SUMMARY_WAVES_PER_GENERATION = 4
 
 
 class RunInput(ApiModel):
@@ -42,6 +43,19 @@ class PlanResult(ApiModel):
     worst_case_job_usd: float = Field(
         default=0.0, description="the most one job can cost: its prompt and maxTokens of answer"
     )
+    summary_lane: Lane | None = Field(
+        default=None,
+        description="the jobs' summaries: pages and parallelism under the "
+        "summariser provider's cap",
+    )
+
+
+class SummaryRange(ApiModel):
+    """A page of jobs to summarise (ordinals `first..last`) and its attempt."""
+
+    first: int
+    last: int
+    attempt: int = 1
 
 
 class RunState(ApiModel):
@@ -56,7 +70,12 @@ class RunState(ApiModel):
     dispatches: int = Field(default=0, description="batches dispatched so far (instance ids)")
     progress: Progress = Field(default_factory=Progress)
     summarising: bool = False
-    summary_cursor: str | None = None
+    summary_next: int = Field(default=0, description="first job not yet given a summary page")
+    summary_retries: list[SummaryRange] = Field(default_factory=list)
+    summary_cursor: str | None = Field(
+        default=None, description="the sweep over carried-over transcripts (re-runs)"
+    )
+    sweeping: bool = False
     generation: int = 0
 
 
@@ -118,7 +137,12 @@ class SummaryPage(ApiModel):
 
 
 class SummaryPageInput(ApiModel):
+    """Jobs `first..last` to summarise, or (without them) the page of transcripts after
+    `cursor`, for transcripts that are not the run's jobs (carried over by a re-run)."""
+
     run_id: str
+    first: int | None = None
+    last: int | None = None
     cursor: str | None = None
     attempt: int = 1
     final: bool = True

@@ -32,9 +32,10 @@ from evalruns.providers.base import (
     Message,
     ProviderError,
 )
-from evalruns.providers.catalog import ResolvedModel
+from evalruns.providers.catalog import Catalog, ResolvedModel, UnknownModelError
 from evalruns.providers.registry import ProviderNotConfiguredError, open_provider
 from evalruns.services.container import Services
+from evalruns.settings import Settings
 from evalruns.storage.runs import StoredRun
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,20 @@ def plan_run(services: Services, run_id: str) -> PlanResult:
         parallel_batches=settings.parallel_batches,
         max_attempts=settings.max_attempts,
         worst_case_job_usd=worst_case,
+        summary_lane=_summary_lane(catalog, settings, ordinal),
     )
+
+
+def _summary_lane(catalog: Catalog, settings: Settings, jobs: int) -> Lane | None:
+    """Summary pages over the jobs, as many at once as the summariser's provider allows."""
+    if not jobs:
+        return None
+    try:
+        provider: str | None = catalog.resolve(settings.summariser_model).provider
+    except UnknownModelError:
+        provider = None  # every summary then fails at once, with the reason
+    cap = catalog.providers[provider].max_concurrency if provider else 1
+    return Lane.sized(provider or "none", 0, jobs - 1, settings.summary_page_size, cap)
 
 
 def _by_provider(models: list[RunModel]) -> dict[str, list[RunModel]]:

@@ -84,8 +84,39 @@ async def summarise_run_page(services: Services, request: SummaryPageInput) -> S
             extra={"run_id": request.run_id, "attempt": request.attempt},
         )
         return SummaryPage(cursor=request.cursor, next_cursor=None, stopped=True)
+    if request.first is not None and request.last is not None:
+        return await summarise_jobs(
+            services,
+            request.run_id,
+            request.first,
+            request.last,
+            attempt=request.attempt,
+            final=request.final,
+        )
     return await summarise_page(
         services, request.run_id, request.cursor, attempt=request.attempt, final=request.final
+    )
+
+
+async def summarise_jobs(
+    services: Services,
+    run_id: str,
+    first: int,
+    last: int,
+    *,
+    attempt: int = 1,
+    final: bool = True,
+    now: datetime | None = None,
+) -> SummaryPage:
+    """Summarise the transcripts of jobs `first..last`: pages of jobs are known before any is
+    summarised, so the orchestration can summarise several at once."""
+    jobs = await services.run_io(services.jobs.get_range, run_id, first, last)
+    found = await asyncio.gather(
+        *(services.run_io(services.transcripts.get_if_exists, run_id, job.key) for job in jobs)
+    )
+    transcripts = [transcript for transcript in found if transcript is not None]
+    return await _summarise_transcripts(
+        services, run_id, transcripts, None, None, attempt, final, now
     )
 
 
@@ -106,12 +137,27 @@ async def summarise_page(
     page = await services.run_io(
         services.transcripts.page, run_id, services.settings.summary_page_size, cursor
     )
-    todo = [transcript for transcript in page.items if needs_summary(transcript)]
+    return await _summarise_transcripts(
+        services, run_id, page.items, cursor, page.next_cursor, attempt, final, now
+    )
+
+
+async def _summarise_transcripts(
+    services: Services,
+    run_id: str,
+    transcripts: list[Transcript],
+    cursor: str | None,
+    next_cursor: str | None,
+    attempt: int,
+    final: bool,
+    now: datetime | None,
+) -> SummaryPage:
+    todo = [transcript for transcript in transcripts if needs_summary(transcript)]
     outcomes = await _summarise_all(services, todo, attempt, final, now or utcnow()) if todo else []
     delays = [o.retry_after for o in outcomes if o.kind == "pending" and o.retry_after is not None]
     result = SummaryPage(
         cursor=cursor,
-        next_cursor=page.next_cursor,
+        next_cursor=next_cursor,
         summarised=sum(o.kind == "summarised" for o in outcomes),
         failed=sum(o.kind == "failed" for o in outcomes),
         pending=sum(o.kind == "pending" for o in outcomes),
@@ -122,7 +168,7 @@ async def summarise_page(
         result.summarised,
         result.failed,
         result.pending,
-        len(page.items),
+        len(transcripts),
         extra={"run_id": run_id, "attempt": attempt},
     )
     return result
@@ -207,7 +253,7 @@ def _failed(
 
 
 async def _store(services: Services, transcript: Transcript) -> _Outcome:
-    await services.run_io(services.transcripts.put, transcript)
+    await services.run_io(services.transcripts.update, transcript)
     return _Outcome("failed" if transcript.decision_code == ERROR else "summarised")
 
 

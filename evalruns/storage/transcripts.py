@@ -57,6 +57,20 @@ class TranscriptRepository:
         sets it). A new transcript takes one request; replacing one reads its access time
         first and replaces only if no touch came in between.
         """
+        entity = self._entity(transcript)
+        try:
+            self._table.create_entity(entity)
+        except ResourceExistsError:
+            self._replace(entity)
+
+    def update(self, transcript: Transcript) -> None:
+        """Replace a transcript just read, in one request: its access time is the one it was
+        read with (a read landing in between loses its timestamp, which is best effort)."""
+        entity = {**self._entity(transcript), **accessed_columns(transcript.last_accessed_at)}
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def _entity(self, transcript: Transcript) -> dict[str, Any]:
+        """The entity of a transcript; one too large for an entity goes to Blob."""
         columns = {"Status": transcript.status.value, "ModelId": transcript.model_id}
         document = transcript.to_json_dict(exclude={ACCESSED_FIELD})
         entity = build_entity(transcript.run_id, transcript.id, columns, document)
@@ -64,10 +78,7 @@ class TranscriptRepository:
             blob_name = f"{transcript.run_id}/{transcript.id}.json"
             self._spill.put(blob_name, document)
             entity = pointer_entity(transcript.run_id, transcript.id, columns, blob_name)
-        try:
-            self._table.create_entity(entity)
-        except ResourceExistsError:
-            self._replace(entity)
+        return entity
 
     def _replace(self, entity: dict[str, Any]) -> None:
         """Replace the stored entity, carrying its access time over."""
