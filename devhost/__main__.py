@@ -53,7 +53,8 @@ settings (environment or local.settings.json Values; existing environment variab
   DEVHOST_MASTER_KEY        the key for admin-level routes and /admin (default: the function key)
   DEVHOST_SYSTEM_KEY        the Durable webhooks' key in client URLs (default: random per start)
 
-admin routes: GET /admin/devhost/config, /admin/devhost/instances[/{id}], /admin/host/status
+admin routes: GET /admin/devhost/config, /admin/devhost/instances[/{id}], /admin/devhost/activities,
+              /admin/host/status
 """
 
 

@@ -365,6 +365,9 @@ class DevHost:
         parts = rest.split("/") if rest else []
         if parts == ["config"]:
             return _json_response(200, self._config_view())
+        if parts == ["activities"]:
+            load = self.backend.activity_load if self.backend is not None else {}
+            return _json_response(200, load)
         if not parts or parts[0] != "instances" or len(parts) > 2:
             return web.Response(status=404)
         if self.backend is None:

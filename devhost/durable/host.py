@@ -183,6 +183,11 @@ class DurableHost(EngineCore):
         await self.stop()
 
     @property
+    def activity_load(self) -> dict[str, int]:
+        """Activities executing now and waiting for a slot (benchmarks sample it)."""
+        return {"running": self._running_activities, "queued": len(self._activity_queue)}
+
+    @property
     def running(self) -> bool:
         return self._running
 
