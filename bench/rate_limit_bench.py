@@ -35,22 +35,11 @@ from evalruns.client import EvalrunsClient  # noqa: E402
 SAMPLE_SECONDS = 0.05
 
 
-def definition(scenarios: int) -> dict[str, Any]:
-    return (
-        {
-            "name": f"rate limits {scenarios}",
-            "template": "Scenario [N]: rate it.",
-            "dimensions": [{"name": "N", "values": [str(i) for i in range(1, 6)]}],
-        }
-        if scenarios <= 5
-        else {
-            "name": f"rate limits {scenarios}",
-            "template": "[A] [B] [C] [D]",
-            "dimensions": [
-                {"name": name, "values": [f"{name}{i}" for i in range(5)]} for name in "ABCD"
-            ],
-        }
-    )
+DEFINITION = {
+    "name": "rate limits (625 scenarios)",
+    "template": "[A] [B] [C] [D]",
+    "dimensions": [{"name": name, "values": [f"{name}{i}" for i in range(5)]} for name in "ABCD"],
+}
 
 
 def run_once(azurite: Any, jobs: int, rate: float, latency_ms: int, log: Path) -> dict[str, Any]:
