@@ -544,6 +544,7 @@ def instance_info(state: Instance) -> InstanceInfo:
         peak_history_length=max(state.peak_history_length, len(state.history)),
         episodes=state.episodes,
         generations=state.generations,
+        timers_created=state.timers_created,
         orchestrator_cpu_seconds=state.cpu_seconds,
         waiting_on=state.waiting_on,
         open_task_ids=tuple(state.open_task_ids),

@@ -116,6 +116,8 @@ class Instance:
     generations: int = 1
     cpu_seconds: float = 0.0
     peak_history_length: int = 0
+    timers_created: int = 0
+    """Durable timers created, over all generations (a retry waiting shows up here)."""
     waiting_on: str | None = None
     open_task_ids: list[int] = field(default_factory=list)
     buffered_events: list[str] = field(default_factory=list)
@@ -283,6 +285,7 @@ class Instance:
             elif isinstance(decision, CreateTimerDecision):
                 fire_at = format_datetime(decision.fire_at)
                 self._append(EventType.TIMER_CREATED, stamp, decision.id, FireAt=fire_at)
+                self.timers_created += 1
                 fired = event(EventType.TIMER_FIRED, stamp, TimerId=decision.id, FireAt=fire_at)
                 outbound.append(
                     TimerRequest(decision.fire_at, self.instance_id, self.execution_id, fired)

@@ -121,6 +121,7 @@ def instance_entity(state: Instance, last_message: int) -> Entity:
             "Generations": state.generations,
             "CpuSeconds": float(state.cpu_seconds),
             "PeakHistory": max(state.peak_history_length, len(state.history)),
+            "Timers": state.timers_created,
         },
         Input=state.input,
         Output=state.output,
@@ -146,6 +147,7 @@ def instance_from_entity(entity: Entity) -> tuple[Instance, int]:
         generations=int(entity.get("Generations", 1)),
         cpu_seconds=float(entity.get("CpuSeconds", 0.0)),
         peak_history_length=int(entity.get("PeakHistory", 0)),
+        timers_created=int(entity.get("Timers", 0)),
     )
     state.persisted = int(entity.get("HistoryLength", 0))
     return state, int(entity.get("LastMessage") or 0)

@@ -105,6 +105,7 @@ class InstanceInfo:
     peak_history_length: int
     episodes: int
     generations: int
+    timers_created: int
     orchestrator_cpu_seconds: float
     waiting_on: str | None
     open_task_ids: tuple[int, ...]

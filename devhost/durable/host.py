@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection, Coroutine, Iterable
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +158,7 @@ class DurableHost(EngineCore):
         self._busy: set[str] = set()
         self._activity_queue: deque[ActivityRequest] = deque()
         self._running_activities = 0
+        self._running_by_name: Counter[str] = Counter()
         self._running_episodes = 0
         self._abandoned = False
         self._watermarks: dict[str, int] = {}
@@ -183,9 +184,14 @@ class DurableHost(EngineCore):
         await self.stop()
 
     @property
-    def activity_load(self) -> dict[str, int]:
-        """Activities executing now and waiting for a slot (benchmarks sample it)."""
-        return {"running": self._running_activities, "queued": len(self._activity_queue)}
+    def activity_load(self) -> dict[str, Any]:
+        """Activities executing now (in all and by name) and waiting for a slot (benchmarks
+        sample it)."""
+        return {
+            "running": self._running_activities,
+            "runningByName": {name: n for name, n in self._running_by_name.items() if n},
+            "queued": len(self._activity_queue),
+        }
 
     @property
     def running(self) -> bool:
@@ -438,6 +444,7 @@ class DurableHost(EngineCore):
         while self._activity_queue and self._running_activities < self.max_concurrent_activities:
             request = self._activity_queue.popleft()
             self._running_activities += 1
+            self._running_by_name[request.name] += 1
             self._spawn(self._activity(request), self._activity_tasks)
 
     def _spawn(
@@ -582,4 +589,5 @@ class DurableHost(EngineCore):
             self._deliver(answer, also=[work_item_delete(request)])
         finally:
             self._running_activities -= 1
+            self._running_by_name[request.name] -= 1
             self._pump()

@@ -275,6 +275,9 @@ def test_admin_route_reports_history_episodes_and_cpu(host: Devhost) -> None:
     assert one["historyLength"] >= 9  # started, 3 completions, completed + episode markers
     assert one["episodes"] >= 2
     assert one["orchestratorCpuSeconds"] > 0
+    assert one["timersCreated"] == 0  # greeter waits on no timer
+    load = host.get("/admin/devhost/activities").json()
+    assert load == {"running": 0, "runningByName": {}, "queued": 0}  # all done, none left
     assert links["id"] in [info["instanceId"] for info in everything["instances"]]
     totals = everything["totals"]
     assert totals["instances"] == len(everything["instances"])

@@ -204,13 +204,16 @@ def test_a_timer_set_before_a_restart_fires_after_it(hosts: HostFactory) -> None
         async with first:
             instance_id = first.start_new("sleeper", 0.5)
             await first.wait_for_status(instance_id, {OrchestrationStatus.RUNNING}, DEADLINE)
+            await until(lambda: first.instance(instance_id).timers_created == 1, "the timer")
 
         second = hosts()
         async with second:
+            assert second.instance(instance_id).timers_created == 1  # the counter is durable
             done = await second.wait_for_completion(instance_id, DEADLINE)
             assert output(done) == "woke"
             fired = [e for e in done.history if e["EventType"] == EventType.TIMER_FIRED]
             assert len(fired) == 1
+            assert second.instance(instance_id).timers_created == 1
 
     run(scenario())
 
