@@ -5,8 +5,11 @@ against the same run without, on devhost + Azurite.
 
 While the runs execute, devhost's running activities are sampled; afterwards the mock's call
 log tells, for every sample, how many jobs were waiting out a Retry-After and how many calls
-were in flight. "Waiting costs no running activity" means: at samples where jobs were waiting
-and no call was in flight, no activity was running. Prints JSON on its last line.
+were in flight. The run is "only waiting" at a sample when jobs wait, every job has had its
+first call (no fresh work is left to overlap the waits) and no call is within QUIET_SECONDS
+(the time a probe takes to read the run before its call and record the outcome after it).
+"Waiting costs no running activity" means: no activity runs at those samples. Prints JSON on
+its last line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from devhost.process import running_devhost  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
+QUIET_SECONDS = 0.25
 
 
 DEFINITION = {
@@ -54,7 +58,7 @@ def run_once(azurite: Any, jobs: int, rate: float, latency_ms: int, log: Path) -
         "EVALRUNS_MAX_ATTEMPTS": "20",
         "EVALRUNS_MOCK_CALL_LOG": str(log),
     }
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, dict[str, int]]] = []
     stop = threading.Event()
     with (
         running_devhost(ROOT, env=env, ready_path="/api/openapi.json") as url,
@@ -64,7 +68,7 @@ def run_once(azurite: Any, jobs: int, rate: float, latency_ms: int, log: Path) -
         def sample() -> None:
             while not stop.is_set():
                 load = httpx.get(f"{url}/admin/devhost/activities").json()
-                samples.append((time.time(), int(load.get("running", 0))))
+                samples.append((time.time(), load.get("runningByName", {})))
                 stop.wait(SAMPLE_SECONDS)
 
         created = client.create_definition(DEFINITION)
@@ -102,6 +106,15 @@ def waiting_intervals(calls: list[dict[str, Any]]) -> list[tuple[float, float]]:
     return intervals
 
 
+def first_calls(calls: list[dict[str, Any]]) -> list[float]:
+    """When each job's first call started."""
+    first: dict[str, float] = {}
+    for call in calls:
+        job = call["correlationId"]
+        first[job] = min(first.get(job, call["startedAt"]), call["startedAt"])
+    return list(first.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=500)
@@ -115,14 +128,22 @@ def main() -> None:
         )
     calls = limited["calls"]
     waits = waiting_intervals(calls)
+    last_first_call = max(first_calls(calls))
     idle_waiting_peak = 0
+    idle_waiting_names: set[str] = set()
     waiting_samples = 0
-    for moment, running in limited["samples"]:
+    for moment, by_name in limited["samples"]:
+        running = sum(by_name.values())
         waiting = sum(1 for start, end in waits if start <= moment <= end)
-        in_flight = sum(1 for c in calls if c["startedAt"] <= moment <= c["finishedAt"])
-        if waiting and not in_flight:
+        near = sum(
+            1
+            for c in calls
+            if c["startedAt"] - QUIET_SECONDS <= moment <= c["finishedAt"] + QUIET_SECONDS
+        )
+        if waiting and not near and moment > last_first_call:
             waiting_samples += 1
             idle_waiting_peak = max(idle_waiting_peak, running)
+            idle_waiting_names.update(by_name)
     rejected = sum(1 for c in calls if c["outcome"] == "RATE_LIMITED")
     print(
         json.dumps(
@@ -140,7 +161,10 @@ def main() -> None:
                 ),
                 "samples_only_waiting": waiting_samples,
                 "peak_running_activities_while_only_waiting": idle_waiting_peak,
-                "peak_running_activities": max((r for _, r in limited["samples"]), default=0),
+                "activities_running_while_only_waiting": sorted(idle_waiting_names),
+                "peak_running_activities": max(
+                    (sum(by_name.values()) for _, by_name in limited["samples"]), default=0
+                ),
             }
         )
     )

@@ -1,16 +1,16 @@
-"""The batch sub-orchestrator: probes a bounded set of jobs, retrying provider errors.
+"""The batch sub-orchestrator: probes a bounded set of jobs once each.
 
 A retryable provider error (rate limit, timeout, 5xx) comes back from the probe as an outcome
-with the delay the provider asked for; the batch waits it out on a durable timer (no activity
-sleeps) and tries again, up to the plan's attempt limit. The last attempt records any failure.
-Jobs a pause caught before their call come back to the run as deferred; once the run has
-ended (cancelled), the batch stops.
+with the delay the provider asked for; the batch hands the job back to the run with that delay
+(backoff with jitter when the provider named none), and the run waits it out on a durable
+timer while its other jobs keep flowing: no activity sleeps and no batch holds a wave back.
+The plan's last attempt records any failure. Jobs a pause caught before their call come back
+as deferred; once the run has ended (cancelled), the batch stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -46,43 +46,35 @@ def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
             f"batch {batch.batch} of run {batch.run_id} found {len(jobs)} of its "
             f"{len(batch.ordinals)} jobs"
         )
-    result = BatchResult()
-    pending = [(ordinal, 1) for ordinal in batch.ordinals]
-    while pending:
-        outcomes = [
-            ProbeOutcome.model_validate(raw)
-            for raw in (
-                yield context.task_all(
-                    [
-                        context.call_activity_with_retry(
-                            names.PROBE_ACTIVITY,
-                            INFRASTRUCTURE_RETRY,
-                            encode(
-                                ProbeInput(
-                                    job=jobs[ordinal],
-                                    attempt=attempt,
-                                    final=attempt >= batch.max_attempts,
-                                )
-                            ),
-                        )
-                        for ordinal, attempt in pending
-                    ]
-                )
+    attempts = batch.attempt_of()
+    outcomes = [
+        ProbeOutcome.model_validate(raw)
+        for raw in (
+            yield context.task_all(
+                [
+                    context.call_activity_with_retry(
+                        names.PROBE_ACTIVITY,
+                        INFRASTRUCTURE_RETRY,
+                        encode(
+                            ProbeInput(
+                                job=jobs[ordinal],
+                                attempt=attempt,
+                                final=attempt >= batch.max_attempts,
+                            )
+                        ),
+                    )
+                    for ordinal, attempt in attempts.items()
+                ]
             )
-        ]
-        add_outcomes(result.by_model, outcomes)
-        result.deferred.extend(o.ordinal for o in outcomes if o.outcome == "deferred")
-        if any(o.outcome == "stopped" for o in outcomes):
-            result.stopped = True
-            break
-        attempts = dict(pending)
-        retries = [o for o in outcomes if o.outcome == "retry"]
-        if not retries:
-            break
-        delay = max(
-            retry_delay(batch.run_id, o.ordinal, attempts[o.ordinal], o.retry_after)
-            for o in retries
         )
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
-        pending = [(o.ordinal, attempts[o.ordinal] + 1) for o in retries]
+    ]
+    result = BatchResult(stopped=any(o.outcome == "stopped" for o in outcomes))
+    add_outcomes(result.by_model, outcomes)
+    result.deferred = [o.ordinal for o in outcomes if o.outcome == "deferred"]
+    retries = [o for o in outcomes if o.outcome == "retry"]
+    result.retry = [o.ordinal for o in retries]
+    result.retry_in = max(
+        (retry_delay(batch.run_id, o.ordinal, attempts[o.ordinal], o.retry_after) for o in retries),
+        default=0.0,
+    )
     return encode(result)

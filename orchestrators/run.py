@@ -11,6 +11,9 @@ Pause, resume and cancel change the run record first; this orchestrator follows 
   fresh in that yield (rule 4), so even a lost event only delays the resume;
 * probes read the status before calling a provider, so a pause stops new calls at once; jobs a
   pause caught before their call come back as deferred and are dispatched after the resume;
+* jobs a provider asked to retry later wait here, not in a batch, so a wave lasts as long as
+  its slowest call, never its longest retry chain; when only waiting jobs are left, the
+  orchestrator sleeps on a durable timer until the first is due (a command wakes it sooner);
 * cancel terminates this instance and the batches it names in its custom status (rule 7).
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -43,7 +46,7 @@ from evalruns.domain.orchestration import (
     retry_delay,
 )
 from evalruns.domain.runs import PAUSED_FOR_BUDGET, Progress, RunStatus
-from evalruns.domain.waves import Wave, affordable_jobs, next_wave, work_left
+from evalruns.domain.waves import JobGroup, affordable_jobs, next_due, next_wave, work_left
 from orchestrators.payloads import decode, encode
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
@@ -110,15 +113,35 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         sync = yield from _while_paused(context, run_id, sync)
         if sync.status != RunStatus.RUNNING:
             return _stop_or_continue(context, state, sync)
-        wave = _next_wave(state, sync)
+        plan = state.plan
+        assert plan is not None
+        affordable = affordable_jobs(
+            state.progress.cost_usd, sync.budget_usd, plan.worst_case_job_usd
+        )
+        wave = next_wave(
+            plan.lanes,
+            state.lane_next,
+            state.waiting,
+            plan.parallel_batches,
+            affordable,
+            _now(context),
+        )
         if not wave.batches:
             if not _work_left(state):
                 break
-            # The budget cannot cover one more job at its worst case: pause rather than spend.
-            budget = SyncInput(run_id=run_id, target=RunStatus.PAUSED, reason=PAUSED_FOR_BUDGET)
-            yield from _synced(context, budget)
+            due = next_due(state.waiting)
+            if affordable == 0 or due is None:
+                # The budget cannot cover one more job at its worst case: pause, not spend.
+                budget = SyncInput(run_id=run_id, target=RunStatus.PAUSED, reason=PAUSED_FOR_BUDGET)
+                yield from _synced(context, budget)
+                continue
+            # Only jobs waiting for a retry are left: sleep until the first is due.
+            command = context.wait_for_external_event(names.control_event(sync.control_seq + 1))
+            timer = context.create_timer(due)
+            if (yield context.task_any([command, timer])) is command:
+                timer.cancel()
             continue
-        state = state.model_copy(update={"lane_next": wave.lane_next, "deferred": wave.deferred})
+        state = state.model_copy(update={"lane_next": wave.lane_next, "waiting": wave.waiting})
         state = yield from _dispatch(context, state, wave.batches)
     else:
         if _work_left(state):
@@ -127,20 +150,19 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
     return (yield from _finish(context, state))
 
 
-def _next_wave(state: RunState, sync: SyncResult) -> Wave:
-    plan = state.plan
-    assert plan is not None
-    affordable = affordable_jobs(state.progress.cost_usd, sync.budget_usd, plan.worst_case_job_usd)
-    return next_wave(plan.lanes, state.lane_next, state.deferred, plan.parallel_batches, affordable)
-
-
 def _work_left(state: RunState) -> bool:
     assert state.plan is not None
-    return work_left(state.plan.lanes, state.lane_next, state.deferred)
+    return work_left(state.plan.lanes, state.lane_next, state.waiting)
+
+
+def _now(context: df.DurableOrchestrationContext) -> datetime:
+    """The replay-safe current time, always timezone-aware."""
+    now = context.current_utc_datetime
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def _dispatch(
-    context: df.DurableOrchestrationContext, state: RunState, wave: list[list[int]]
+    context: df.DurableOrchestrationContext, state: RunState, wave: list[JobGroup]
 ) -> Steps:
     plan = state.plan
     assert plan is not None
@@ -155,27 +177,35 @@ def _dispatch(
                     BatchInput(
                         run_id=state.run_id,
                         batch=state.dispatches + i,
-                        ordinals=ordinals,
+                        ordinals=batch.ordinals,
+                        attempts=batch.attempts,
                         max_attempts=plan.max_attempts,
                     )
                 ),
                 instance_id,
             )
-            for i, (instance_id, ordinals) in enumerate(zip(ids, wave, strict=True))
+            for i, (instance_id, batch) in enumerate(zip(ids, wave, strict=True))
         ]
     )
     progress = state.progress
-    deferred = list(state.deferred)
-    for raw in results:
+    waiting = list(state.waiting)
+    now = _now(context)
+    for batch, raw in zip(wave, results, strict=True):
         result = BatchResult.model_validate(raw)
         progress = merge_progress(progress, result)
+        attempts = dict(zip(batch.ordinals, batch.attempts, strict=True))
         if result.deferred:
-            deferred.append(result.deferred)
+            again = [attempts[ordinal] for ordinal in result.deferred]
+            waiting.append(JobGroup(ordinals=result.deferred, attempts=again))
+        if result.retry:
+            due = now + timedelta(seconds=result.retry_in)
+            again = [attempts[ordinal] + 1 for ordinal in result.retry]
+            waiting.append(JobGroup(ordinals=result.retry, attempts=again, due=due))
     context.set_custom_status(_custom_status(progress, []))
     return state.model_copy(
         update={
             "progress": progress,
-            "deferred": deferred,
+            "waiting": waiting,
             "dispatches": state.dispatches + len(wave),
         }
     )

@@ -13,7 +13,7 @@ from pydantic import Field
 from evalruns.domain.base import ApiModel
 from evalruns.domain.runs import ModelProgress, Progress, RunStatus
 from evalruns.domain.transcripts import Job
-from evalruns.domain.waves import Lane
+from evalruns.domain.waves import JobGroup, Lane
 
 # Retry backoff for retryable provider errors without a Retry-After of their own.
 BACKOFF_BASE_SECONDS = 2.0
@@ -64,8 +64,10 @@ class RunState(ApiModel):
     run_id: str
     plan: PlanResult | None = None
     lane_next: list[int] = Field(default_factory=list, description="next ordinal per lane")
-    deferred: list[list[int]] = Field(
-        default_factory=list, description="jobs a pause stopped before their call, per batch"
+    waiting: list[JobGroup] = Field(
+        default_factory=list,
+        description="jobs to dispatch again: stopped by a pause before their call, or "
+        "waiting for a retry (at most each lane's room, so bounded by the providers' caps)",
     )
     dispatches: int = Field(default=0, description="batches dispatched so far (instance ids)")
     progress: Progress = Field(default_factory=Progress)
@@ -83,7 +85,11 @@ class BatchInput(ApiModel):
     run_id: str
     batch: int
     ordinals: list[int]
+    attempts: list[int] = Field(default_factory=list, description="per job; empty: all first")
     max_attempts: int
+
+    def attempt_of(self) -> dict[int, int]:
+        return dict(zip(self.ordinals, self.attempts or [1] * len(self.ordinals), strict=True))
 
 
 class BatchJobsInput(ApiModel):
@@ -94,6 +100,10 @@ class BatchJobsInput(ApiModel):
 class BatchResult(ApiModel):
     by_model: dict[str, ModelProgress] = Field(default_factory=dict)
     deferred: list[int] = Field(default_factory=list, description="not started: run paused")
+    retry: list[int] = Field(
+        default_factory=list, description="to try again later (retryable provider errors)"
+    )
+    retry_in: float = Field(default=0.0, description="seconds the retries must wait")
     stopped: bool = Field(default=False, description="the run ended (cancelled) meanwhile")
 
 

@@ -10,9 +10,11 @@ import pytest
 
 from devhost.durable import DurableEngine, EventType
 from evalruns import names
+from evalruns.domain.orchestration import ProbeInput
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.services import Services
+from orchestrators.payloads import decode
 from tests.support.runs import grid_definition, probe_calls, start_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -133,14 +135,15 @@ def test_rate_limits_are_retried_on_durable_timers(
     probes = engine.activity_calls(names.PROBE_ACTIVITY)
     assert len(probes) > 20  # some calls were rejected and retried
     assert probe_calls() == len(probes)
+    # The run waits on durable timers; no batch waits, so none holds a wave back.
+    assert engine.instance(run.id).timers_created > 0, "retries must wait on durable timers"
     batches = [i for i in engine.instance_ids() if ":batch:" in i]
-    timers = [
-        event
+    assert all(engine.instance(batch).timers_created == 0 for batch in batches)
+    assert all(
+        event["EventType"] != EventType.TIMER_CREATED
         for batch in batches
         for event in engine.history(batch)
-        if event["EventType"] == EventType.TIMER_CREATED
-    ]
-    assert timers, "retries must wait on durable timers"
+    )
     attempts = {t.id: t.attempts for t in transcripts_of(services, run.id)}
     assert max(attempts.values()) > 1
 
@@ -227,3 +230,25 @@ def test_probe_never_calls_the_provider_twice_for_a_succeeded_job(
     again = asyncio.run(probe_job(services, ProbeInput(job=job)))
     assert again.outcome == "succeeded"
     assert probe_calls() == 2
+
+
+def test_jobs_keep_flowing_while_rejected_ones_wait(
+    configure: Callable[..., Services], engine: DurableEngine
+) -> None:
+    """A rejected job waits in the run, not in its batch: the next waves go on meanwhile, and
+    the retry follows when its timer fires, with the next attempt number."""
+    services = configure(
+        batch_size=4, parallel_batches=1, mock_rate_limit_rate=0.3, mock_seed=7, max_attempts=12
+    )
+    run = start_run(services, engine, grid_definition(5, 5))
+    engine.run_until_complete(run.id)
+    assert services.runs.get(run.id).progress.completed == 25
+    probes = [
+        decode(call.input, ProbeInput) for call in engine.activity_calls(names.PROBE_ACTIVITY)
+    ]
+    first_retry = next(i for i, probe in enumerate(probes) if probe.attempt > 1)
+    # Every job's first call came before any retry: no wave waited for a rejected job.
+    assert {probe.job.ordinal for probe in probes[:first_retry]} == set(range(25))
+    for ordinal, count in Counter(probe.job.ordinal for probe in probes).items():
+        attempts = [probe.attempt for probe in probes if probe.job.ordinal == ordinal]
+        assert attempts == list(range(1, count + 1))
