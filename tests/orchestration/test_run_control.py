@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -265,3 +266,32 @@ def test_rerun_with_another_model_version(
     assert versions == {"mock-small-20250101"}
     scenarios = lambda run_id: {t.scenario_id for t in services.transcripts.iterate(run_id)}  # noqa: E731
     assert scenarios(child.id) == scenarios(parent.id)
+
+
+def test_a_pause_while_rejected_jobs_wait_takes_effect_at_once(
+    configure: Callable[..., Services], engine: DurableEngine
+) -> None:
+    """The orchestrator sleeping until a retry is due also listens for the run's next command:
+    a pause wakes it before the timer, and the retries wait for the resume."""
+    services = configure(batch_size=8, mock_rate_limit_rate=0.5, mock_seed=7, max_attempts=20)
+    run = start_run(services, engine, grid_definition(4, 2))
+    engine.run_until_idle(advance_clock=False)  # every job had its first call; time stands
+    first_round = calls()
+    waiting = engine.instance(run.id)
+    assert first_round == 8 and waiting.timers_created == 1, "some jobs wait for a retry"
+
+    pause(services, engine, run.id)
+    engine.run_until_idle(advance_clock=False)
+    paused = engine.instance(run.id)
+    assert services.runs.get(run.id).status == RunStatus.PAUSED
+    assert paused.episodes > waiting.episodes  # the command woke it, not the timer
+    engine.advance_clock(timedelta(minutes=5))  # past every retry's due time: still no call
+    engine.run_until_idle(advance_clock=False)
+    assert calls() == first_round
+
+    resume(services, engine, run.id)
+    engine.run_until_complete(run.id)
+    transcripts = list(services.transcripts.iterate(run.id))
+    assert {t.status for t in transcripts} == {TranscriptStatus.SUCCEEDED}
+    assert max(t.attempts for t in transcripts) > 1
+    assert calls() == sum(t.attempts for t in transcripts)  # every call is one attempt
