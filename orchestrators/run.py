@@ -228,23 +228,33 @@ def _finish(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
 
 def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
     """Summarise the jobs in waves of pages (as many at once as the summariser's provider
-    allows), then sweep transcripts carried over from a parent run; a retryable summariser
-    error waits on a durable timer and summarises the same page again."""
+    allows), then sweep transcripts carried over from a parent run. A page left pending by a
+    retryable summariser error is summarised again once its delay has passed, holding its slot
+    meanwhile; other pages go on, and with nothing else to do the orchestrator sleeps on a
+    durable timer until the first retry is due."""
     plan = state.plan
     assert plan is not None
     lane = plan.summary_lane
     for _ in range(SUMMARY_WAVES_PER_GENERATION):
         if lane is None or state.sweeping:
             break
-        pages = state.summary_retries[: lane.parallel]
-        waiting = state.summary_retries[len(pages) :]
+        now = _now(context)
+        due: list[SummaryRange] = []
+        later: list[SummaryRange] = []
+        for page in state.summary_retries:
+            (due if page.due is None or page.due <= now else later).append(page)
+        slots = max(0, lane.parallel - len(later))
+        pages, waiting = due[:slots], due[slots:] + later
         next_job = state.summary_next
-        while len(pages) < lane.parallel and next_job <= lane.last:
+        while len(pages) < slots and next_job <= lane.last:
             last = min(lane.last, next_job + lane.batch_size - 1)
             pages.append(SummaryRange(first=next_job, last=last))
             next_job = last + 1
         if not pages:
-            break
+            if not later:
+                break
+            yield context.create_timer(min(page.due for page in later if page.due is not None))
+            continue
         results = yield context.task_all(
             [
                 _summary_page(
@@ -263,18 +273,12 @@ def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Step
         done = [SummaryPage.model_validate(raw) for raw in results]
         if any(result.stopped for result in done):
             return None
+        now = _now(context)
         retries = [
-            page.model_copy(update={"attempt": page.attempt + 1})
+            _retry_later(state.run_id, page, result, now)
             for page, result in zip(pages, done, strict=True)
             if result.pending and page.attempt < plan.max_attempts
         ]
-        if retries:
-            delay = max(
-                retry_delay(state.run_id, page.first, page.attempt, result.retry_after)
-                for page, result in zip(pages, done, strict=True)
-                if result.pending
-            )
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
         state = state.model_copy(
             update={"summary_next": next_job, "summary_retries": [*waiting, *retries]}
         )
@@ -286,6 +290,15 @@ def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Step
         return None
     yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
     return encode(state.progress)
+
+
+def _retry_later(
+    run_id: str, page: SummaryRange, result: SummaryPage, now: datetime
+) -> SummaryRange:
+    delay = retry_delay(run_id, page.first, page.attempt, result.retry_after)
+    return page.model_copy(
+        update={"attempt": page.attempt + 1, "due": now + timedelta(seconds=delay)}
+    )
 
 
 def _sweep_carried(context: df.DurableOrchestrationContext, state: RunState) -> Steps:

@@ -6,6 +6,7 @@ Everything here is pure and deterministic, so orchestrators can use it while rep
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -51,11 +52,13 @@ class PlanResult(ApiModel):
 
 
 class SummaryRange(ApiModel):
-    """A page of jobs to summarise (ordinals `first..last`) and its attempt."""
+    """A page of jobs to summarise (ordinals `first..last`), its attempt and, for a retry,
+    when it is due."""
 
     first: int
     last: int
     attempt: int = 1
+    due: datetime | None = None
 
 
 class RunState(ApiModel):

@@ -10,7 +10,7 @@ import pytest
 
 from devhost.durable import DurableEngine, EventType
 from evalruns import names
-from evalruns.domain.orchestration import ProbeInput
+from evalruns.domain.orchestration import ProbeInput, SummaryPageInput
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.services import Services
@@ -252,3 +252,22 @@ def test_jobs_keep_flowing_while_rejected_ones_wait(
     for ordinal, count in Counter(probe.job.ordinal for probe in probes).items():
         attempts = [probe.attempt for probe in probes if probe.job.ordinal == ordinal]
         assert attempts == list(range(1, count + 1))
+
+
+def test_summary_pages_keep_flowing_while_rate_limited_ones_wait(
+    configure: Callable[..., Services], engine: DurableEngine
+) -> None:
+    """A page the summariser rate-limited waits for its delay without holding back the next
+    pages; it is summarised again with the next attempt, and every transcript ends summarised."""
+    services = configure(
+        batch_size=20, summary_page_size=1, mock_rate_limit_rate=0.3, mock_seed=5, max_attempts=12
+    )
+    run = start_run(services, engine, grid_definition(5, 5, 4))  # 100 pages, 64 at once
+    engine.run_until_complete(run.id)
+    assert services.runs.get(run.id).status == RunStatus.COMPLETED
+    calls = engine.activity_calls(names.SUMMARISE_ACTIVITY)
+    pages = [decode(call.input, SummaryPageInput) for call in calls]
+    first_retry = next(i for i, page in enumerate(pages) if page.attempt > 1)
+    assert {page.first for page in pages[:first_retry]} == set(range(100))
+    transcripts = transcripts_of(services, run.id)
+    assert all(t.decision_code in {"1", "2", "3", "4", "5"} for t in transcripts)
