@@ -5,7 +5,7 @@ with the delay the provider asked for; the batch hands the job back to the run w
 (backoff with jitter when the provider named none), and the run waits it out on a durable
 timer while its other jobs keep flowing: no activity sleeps and no batch holds a wave back.
 The plan's last attempt records any failure. Jobs a pause caught before their call come back
-as deferred; once the run has ended (cancelled), the batch stops.
+as deferred; a cancelled run's probes call no provider (the run and this batch are terminated).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def batch_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
             )
         )
     ]
-    result = BatchResult(stopped=any(o.outcome == "stopped" for o in outcomes))
+    result = BatchResult()
     add_outcomes(result.by_model, outcomes)
     result.deferred = [o.ordinal for o in outcomes if o.outcome == "deferred"]
     retries = [o for o in outcomes if o.outcome == "retry"]

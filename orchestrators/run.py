@@ -46,7 +46,7 @@ from evalruns.domain.orchestration import (
     retry_delay,
 )
 from evalruns.domain.runs import PAUSED_FOR_BUDGET, Progress, RunStatus
-from evalruns.domain.waves import JobGroup, affordable_jobs, next_due, next_wave, work_left
+from evalruns.domain.waves import JobGroup, Lane, affordable_jobs, next_due, next_wave, work_left
 from orchestrators.payloads import decode, encode
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
@@ -99,7 +99,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
             )
         )
         planned = Progress.planned(plan.totals_by_model)
-        progress = merge_progress(planned, BatchResult(by_model=plan.carried))
+        progress = merge_progress(planned, plan.carried)
         lane_next = [lane.first for lane in plan.lanes]
         state = state.model_copy(
             update={"plan": plan, "progress": progress, "lane_next": lane_next}
@@ -110,7 +110,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
 
     for _ in range(WAVES_PER_GENERATION):
         sync = yield from _synced(context, SyncInput(run_id=run_id, progress=state.progress))
-        sync = yield from _while_paused(context, run_id, sync)
+        sync = yield from _while_paused(context, sync, SyncInput(run_id=run_id))
         if sync.status != RunStatus.RUNNING:
             return _stop_or_continue(context, state, sync)
         plan = state.plan
@@ -192,7 +192,7 @@ def _dispatch(
     now = _now(context)
     for batch, raw in zip(wave, results, strict=True):
         result = BatchResult.model_validate(raw)
-        progress = merge_progress(progress, result)
+        progress = merge_progress(progress, result.by_model)
         attempts = dict(zip(batch.ordinals, batch.attempts, strict=True))
         if result.deferred:
             again = [attempts[ordinal] for ordinal in result.deferred]
@@ -227,17 +227,33 @@ def _finish(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
 
 
 def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
-    """Summarise the jobs in waves of pages (as many at once as the summariser's provider
-    allows), then sweep transcripts carried over from a parent run. A page left pending by a
-    retryable summariser error is summarised again once its delay has passed, holding its slot
-    meanwhile; other pages go on, and with nothing else to do the orchestrator sleeps on a
-    durable timer until the first retry is due."""
+    """Summarise the jobs in waves of pages, then sweep transcripts carried over from a
+    parent run; continue as new while pages are left."""
     plan = state.plan
     assert plan is not None
     lane = plan.summary_lane
+    if lane is not None and not state.sweeping:
+        summarised = yield from _summary_waves(context, state, lane, plan.max_attempts)
+        if summarised is None:
+            return None
+        state = summarised
+        if state.summary_retries or state.summary_next <= lane.last:
+            return _continue(context, state)
+    if plan.carried and not (yield from _sweep_carried(context, state)):
+        return None
+    yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
+    return encode(state.progress)
+
+
+def _summary_waves(
+    context: df.DurableOrchestrationContext, state: RunState, lane: Lane, max_attempts: int
+) -> Steps:
+    """A generation's waves of summary pages (as many at once as the summariser's provider
+    allows); returns the state after them, None if the run ended meanwhile. A page left
+    pending by a retryable summariser error is summarised again once its delay has passed,
+    holding its slot meanwhile; other pages go on, and with nothing else to do the
+    orchestrator sleeps on a durable timer until the first retry is due."""
     for _ in range(SUMMARY_WAVES_PER_GENERATION):
-        if lane is None or state.sweeping:
-            break
         now = _now(context)
         due: list[SummaryRange] = []
         later: list[SummaryRange] = []
@@ -252,7 +268,7 @@ def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Step
             next_job = last + 1
         if not pages:
             if not later:
-                break
+                return state
             yield context.create_timer(min(page.due for page in later if page.due is not None))
             continue
         results = yield context.task_all(
@@ -264,7 +280,7 @@ def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Step
                         first=page.first,
                         last=page.last,
                         attempt=page.attempt,
-                        final=page.attempt >= plan.max_attempts,
+                        final=page.attempt >= max_attempts,
                     ),
                 )
                 for page in pages
@@ -277,19 +293,12 @@ def _summarise(context: df.DurableOrchestrationContext, state: RunState) -> Step
         retries = [
             _retry_later(state.run_id, page, result, now)
             for page, result in zip(pages, done, strict=True)
-            if result.pending and page.attempt < plan.max_attempts
+            if result.pending and page.attempt < max_attempts
         ]
         state = state.model_copy(
             update={"summary_next": next_job, "summary_retries": [*waiting, *retries]}
         )
-    else:
-        return _continue(context, state)
-    if lane is not None and (state.summary_retries or state.summary_next <= lane.last):
-        return _continue(context, state)
-    if plan.carried and not (yield from _sweep_carried(context, state)):
-        return None
-    yield from _synced(context, SyncInput(run_id=state.run_id, target=RunStatus.COMPLETED))
-    return encode(state.progress)
+    return state
 
 
 def _retry_later(
@@ -344,17 +353,15 @@ def _summary_page(context: df.DurableOrchestrationContext, page: SummaryPageInpu
 
 def _advance(context: df.DurableOrchestrationContext, change: SyncInput) -> Steps:
     """Move the run to `change.target`, waiting out a pause; returns the last SyncResult."""
-    while True:
-        sync = yield from _synced(context, change)
-        if sync.status == change.target or sync.status != RunStatus.PAUSED:
-            return sync
-        sync = yield from _while_paused(context, change.run_id, sync)
-        if sync.status == RunStatus.PAUSED:
-            return sync
+    sync = yield from _synced(context, change)
+    return (yield from _while_paused(context, sync, change))
 
 
-def _while_paused(context: df.DurableOrchestrationContext, run_id: str, sync: SyncResult) -> Steps:
-    """Wait for the run's next command while it is PAUSED; returns the status after it.
+def _while_paused(
+    context: df.DurableOrchestrationContext, sync: SyncResult, change: SyncInput
+) -> Steps:
+    """Wait for the run's next command while it is PAUSED, then record `change` (a move from
+    PAUSED is refused, so it only applies once the run was resumed); returns the status.
 
     Still PAUSED on return means: continue as new now (a long pause), then wait again.
     """
@@ -366,7 +373,7 @@ def _while_paused(context: df.DurableOrchestrationContext, run_id: str, sync: Sy
         winner = yield context.task_any([command, recheck])
         if winner is command:
             recheck.cancel()
-        sync = yield from _synced(context, SyncInput(run_id=run_id))
+        sync = yield from _synced(context, change)
     return sync
 
 
@@ -379,7 +386,7 @@ def _stop_or_continue(
 
 
 def _continue(context: df.DurableOrchestrationContext, state: RunState) -> None:
-    context.continue_as_new(encode(state.model_copy(update={"generation": state.generation + 1})))
+    context.continue_as_new(encode(state))
 
 
 def _custom_status(progress: Progress, batches: list[str]) -> dict[str, Any]:

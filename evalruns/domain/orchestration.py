@@ -33,7 +33,6 @@ class RunInput(ApiModel):
 
 
 class PlanResult(ApiModel):
-    total: int = Field(description="jobs to execute")
     totals_by_model: dict[str, int] = Field(description="every job of the run, carried included")
     carried: dict[str, ModelProgress] = Field(
         default_factory=dict, description="outcomes carried over from a parent run"
@@ -81,7 +80,6 @@ class RunState(ApiModel):
         default=None, description="the sweep over carried-over transcripts (re-runs)"
     )
     sweeping: bool = False
-    generation: int = 0
 
 
 class BatchInput(ApiModel):
@@ -107,7 +105,6 @@ class BatchResult(ApiModel):
         default_factory=list, description="to try again later (retryable provider errors)"
     )
     retry_in: float = Field(default=0.0, description="seconds the retries must wait")
-    stopped: bool = Field(default=False, description="the run ended (cancelled) meanwhile")
 
 
 class ProbeInput(ApiModel):
@@ -124,15 +121,6 @@ class ProbeOutcome(ApiModel):
     input_tokens: int = 0
     output_tokens: int = 0
     retry_after: float | None = None
-
-
-class SummariseInput(ApiModel):
-    """One page of the summarising phase; a retry passes the same cursor with attempt + 1."""
-
-    run_id: str
-    cursor: str | None = Field(default=None, description="the page's cursor; None: the first")
-    attempt: int = 1
-    final: bool = Field(default=True, description="no retry follows: record any failure")
 
 
 class SummaryPage(ApiModel):
@@ -180,23 +168,22 @@ class SyncResult(ApiModel):
 def add_outcomes(totals: dict[str, ModelProgress], outcomes: list[ProbeOutcome]) -> None:
     """Count finished jobs into per-model totals (retries are not finished)."""
     for outcome in outcomes:
-        entry = totals.setdefault(outcome.model_id, ModelProgress())
-        entry.completed += outcome.outcome == "succeeded"
-        entry.failed += outcome.outcome == "failed"
-        entry.cost_usd = round(entry.cost_usd + outcome.cost_usd, 8)
-        entry.input_tokens += outcome.input_tokens
-        entry.output_tokens += outcome.output_tokens
+        totals.setdefault(outcome.model_id, ModelProgress()).add(
+            ModelProgress(
+                completed=outcome.outcome == "succeeded",
+                failed=outcome.outcome == "failed",
+                cost_usd=outcome.cost_usd,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+            )
+        )
 
 
-def merge_progress(progress: Progress, batch: BatchResult) -> Progress:
+def merge_progress(progress: Progress, done: dict[str, ModelProgress]) -> Progress:
+    """`progress` with the work `done` per model added (a copy)."""
     by_model = {model: entry.model_copy() for model, entry in progress.by_model.items()}
-    for model, delta in batch.by_model.items():
-        entry = by_model.setdefault(model, ModelProgress())
-        entry.completed += delta.completed
-        entry.failed += delta.failed
-        entry.cost_usd = round(entry.cost_usd + delta.cost_usd, 8)
-        entry.input_tokens += delta.input_tokens
-        entry.output_tokens += delta.output_tokens
+    for model, delta in done.items():
+        by_model.setdefault(model, ModelProgress()).add(delta)
     return Progress.from_models(progress.total, by_model)
 
 

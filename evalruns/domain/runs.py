@@ -153,6 +153,11 @@ class RunConfig(ApiModel):
     def job_count(self) -> int:
         return self.scenario_count * self.samples_per_scenario * len(self.models)
 
+    @property
+    def jobs_by_model(self) -> dict[str, int]:
+        """Every model gets the same jobs: each sampled scenario, each sample."""
+        return {model.id: self.scenario_count * self.samples_per_scenario for model in self.models}
+
 
 class ModelProgress(ApiModel):
     total: int = 0
@@ -161,6 +166,14 @@ class ModelProgress(ApiModel):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+
+    def add(self, done: ModelProgress) -> None:
+        """Count work done into this entry (its planned `total` stays)."""
+        self.completed += done.completed
+        self.failed += done.failed
+        self.cost_usd = round(self.cost_usd + done.cost_usd, 8)
+        self.input_tokens += done.input_tokens
+        self.output_tokens += done.output_tokens
 
 
 class Progress(ApiModel):

@@ -138,6 +138,17 @@ def next_due(waiting: list[JobGroup]) -> datetime | None:
     return min((group.due for group in waiting if group.due is not None), default=None)
 
 
+def consecutive_runs(ordinals: list[int]) -> list[tuple[int, int]]:
+    """The distinct ordinals as inclusive ranges of consecutive numbers, in order."""
+    runs: list[tuple[int, int]] = []
+    for ordinal in sorted(set(ordinals)):
+        if runs and runs[-1][1] == ordinal - 1:
+            runs[-1] = (runs[-1][0], ordinal)
+        else:
+            runs.append((ordinal, ordinal))
+    return runs
+
+
 def lane_of(lanes: list[Lane], ordinal: int) -> int:
     for index, lane in enumerate(lanes):
         if lane.first <= ordinal <= lane.last:

@@ -147,9 +147,7 @@ def create_rerun(services: Services, parent_id: str, request: RerunRequest) -> S
         definition_name=parent.definition_name,
         status=RunStatus.PENDING,
         config=config,
-        progress=Progress.planned(
-            {model.id: config.job_count // len(config.models) for model in config.models}
-        ),
+        progress=Progress.planned(config.jobs_by_model),
         created_at=now,
         updated_at=now,
         parent_run_id=parent.id,

@@ -24,7 +24,7 @@ from evalruns.domain.transcripts import (
     Turn,
     job_key,
 )
-from evalruns.domain.waves import Lane
+from evalruns.domain.waves import Lane, consecutive_runs
 from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
@@ -81,10 +81,8 @@ def plan_run(services: Services, run_id: str) -> PlanResult:
         if ordinal > first:
             cap = catalog.providers[provider].max_concurrency
             lanes.append(Lane.sized(provider, first, ordinal - 1, settings.batch_size, cap))
-    per_model = run.config.job_count // len(run.config.models)
     return PlanResult(
-        total=ordinal,
-        totals_by_model={model.id: per_model for model in run.config.models},
+        totals_by_model=run.config.jobs_by_model,
         carried=carried,
         lanes=lanes,
         parallel_batches=settings.parallel_batches,
@@ -131,11 +129,14 @@ def _carry_successes(
             continue
         services.transcripts.put(transcript.model_copy(update={"run_id": run_id}))
         keys.add(transcript.id)
-        entry = carried.setdefault(transcript.model_id, ModelProgress())
-        entry.completed += 1
-        entry.cost_usd = round(entry.cost_usd + transcript.cost_usd, 8)
-        entry.input_tokens += transcript.input_tokens
-        entry.output_tokens += transcript.output_tokens
+        carried.setdefault(transcript.model_id, ModelProgress()).add(
+            ModelProgress(
+                completed=1,
+                cost_usd=transcript.cost_usd,
+                input_tokens=transcript.input_tokens,
+                output_tokens=transcript.output_tokens,
+            )
+        )
     return keys
 
 
@@ -167,10 +168,13 @@ def _jobs(run: StoredRun, models: list[RunModel]) -> Iterator[Job]:
 
 
 def load_jobs(services: Services, run_id: str, ordinals: list[int]) -> list[Job]:
-    """The jobs of a batch in one query (a batch's ordinals lie in one short range)."""
-    wanted = set(ordinals)
-    jobs = services.jobs.get_range(run_id, min(wanted), max(wanted))
-    return [job for job in jobs if job.ordinal in wanted]
+    """The jobs of a batch, one range query per run of consecutive ordinals: fresh jobs are
+    consecutive, and retried or deferred ones joining them must not widen the range read."""
+    return [
+        job
+        for first, last in consecutive_runs(ordinals)
+        for job in services.jobs.get_range(run_id, first, last)
+    ]
 
 
 async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:

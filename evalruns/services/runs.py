@@ -51,7 +51,7 @@ def create_run(services: Services, request: RunRequest) -> StoredRun:
         definition_name=definition.name,
         status=RunStatus.PENDING,
         config=config,
-        progress=Progress.planned({model.id: config.job_count // len(models) for model in models}),
+        progress=Progress.planned(config.jobs_by_model),
         created_at=now,
         updated_at=now,
         definition=definition,

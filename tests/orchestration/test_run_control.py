@@ -55,6 +55,15 @@ def resume(services: Services, engine: DurableEngine, run_id: str) -> None:
     asyncio.run(resume_run(services, EngineOrchestrations(engine), run_id))
 
 
+def batch_instances(engine: DurableEngine, run_id: str) -> list[str]:
+    return [i for i in engine.instance_ids() if i.startswith(f"{run_id}:batch:")]
+
+
+def syncs(engine: DurableEngine) -> int:
+    """`sync_run` activities so far: the orchestrator records every move it makes."""
+    return len(engine.activity_calls(names.SYNC_RUN_ACTIVITY))
+
+
 def assert_every_job_once(services: Services, run_id: str, jobs: int) -> None:
     transcripts = list(services.transcripts.iterate(run_id))
     assert len(transcripts) == jobs
@@ -81,6 +90,9 @@ def test_pause_mid_run_stops_new_calls_and_resume_finishes_every_job_once(
     assert status is not None and status.runtime_status == "Running"
 
     resume(services, engine, run.id)
+    # The resume event wakes the orchestrator: no recheck timer is needed to finish.
+    engine.run_until_idle(advance_clock=False)
+    assert services.runs.get(run.id).status == RunStatus.COMPLETED
     engine.run_until_complete(run.id)
     assert services.runs.get(run.id).status == RunStatus.COMPLETED
     assert_every_job_once(services, run.id, 20)
@@ -122,12 +134,14 @@ def test_duplicate_and_stale_events_change_nothing(
     engine.run_until(lambda: calls() >= 2)
     pause(services, engine, run.id)
     engine.run_until_idle(advance_clock=False)
+    batches = batch_instances(engine, run.id)
     # Replays of the pause event, and a resume event nobody sent through the API, are ignored:
     # the orchestrator follows the record, which still says PAUSED.
     engine.raise_event(run.id, names.control_event(1), {"action": "pause"})
     engine.raise_event(run.id, names.control_event(2), {"action": "resume"})
     engine.run_until_idle(advance_clock=False)
     assert services.runs.get(run.id).status == RunStatus.PAUSED
+    assert batch_instances(engine, run.id) == batches  # no wave was dispatched
     before = calls()
     engine.run_until_idle(advance_clock=False)
     assert calls() == before
@@ -213,6 +227,8 @@ def test_cancel_from_pending_and_from_paused(
     engine.run_until_idle()
     for run_id in (pending.id, paused.id):
         assert services.runs.get(run_id).status == RunStatus.CANCELLED
+        status = engine.status(run_id)
+        assert status is not None and status.runtime_status == "Terminated"
     assert calls() == 0
 
 
@@ -280,11 +296,14 @@ def test_a_pause_while_rejected_jobs_wait_takes_effect_at_once(
     waiting = engine.instance(run.id)
     assert first_round == 8 and waiting.timers_created == 1, "some jobs wait for a retry"
 
+    synced = syncs(engine)
     pause(services, engine, run.id)
     engine.run_until_idle(advance_clock=False)
     paused = engine.instance(run.id)
     assert services.runs.get(run.id).status == RunStatus.PAUSED
     assert paused.episodes > waiting.episodes  # the command woke it, not the timer
+    assert syncs(engine) > synced  # it read the record at once and went on waiting paused
+    assert paused.timers_created == waiting.timers_created + 1  # the pause's recheck timer
     engine.advance_clock(timedelta(minutes=5))  # past every retry's due time: still no call
     engine.run_until_idle(advance_clock=False)
     assert calls() == first_round

@@ -58,7 +58,10 @@ def test_run_completes_with_every_job_once(
     assert probe_calls() == 100
     first = transcripts[0]
     assert [turn.role for turn in first.turns] == ["system", "user", "assistant"]
-    assert first.model_version == "mock-large-20250101" or first.model_version.startswith("mock")
+    assert {(t.model_id, t.model_version) for t in transcripts} == {
+        ("mock-small", "mock-small-20250601"),
+        ("mock-large", "mock-large-20250301"),
+    }
     assert first.input_tokens > 0 and first.output_tokens > 0 and first.duration_ms >= 0
 
 

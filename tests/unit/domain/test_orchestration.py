@@ -88,7 +88,7 @@ def test_merge_progress_adds_a_batch_and_recomputes_the_summary() -> None:
         }
     )
 
-    after = merge_progress(before, batch)
+    after = merge_progress(before, batch.by_model)
 
     assert after.total == 10
     assert after.by_model == {
@@ -102,7 +102,7 @@ def test_merge_progress_leaves_its_input_unchanged() -> None:
     before = progress(4, a=ModelProgress(total=4, completed=1))
     snapshot = before.model_copy(deep=True)
 
-    merge_progress(before, BatchResult(by_model={"a": ModelProgress(completed=3)}))
+    merge_progress(before, {"a": ModelProgress(completed=3)})
 
     assert before == snapshot
 
@@ -110,7 +110,7 @@ def test_merge_progress_leaves_its_input_unchanged() -> None:
 def test_merge_progress_accepts_a_model_it_has_not_seen() -> None:
     before = Progress.planned({"a": 2})
 
-    after = merge_progress(before, BatchResult(by_model={"b": ModelProgress(failed=1)}))
+    after = merge_progress(before, {"b": ModelProgress(failed=1)})
 
     assert after.by_model["b"].failed == 1
     assert after.failed == 1
@@ -123,7 +123,7 @@ def test_merging_batches_one_at_a_time_equals_counting_everything() -> None:
     for start in range(0, len(outcomes), 5):
         batch: dict[str, ModelProgress] = {}
         add_outcomes(batch, outcomes[start : start + 5])
-        merged = merge_progress(merged, BatchResult(by_model=batch))
+        merged = merge_progress(merged, batch)
 
     assert (merged.completed, merged.failed, merged.percent) == (6, 6, 100.0)
     assert merged.by_model["a"] == ModelProgress(total=6, completed=3, failed=3)

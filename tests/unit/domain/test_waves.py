@@ -11,6 +11,7 @@ from evalruns.domain.waves import (
     JobGroup,
     Lane,
     affordable_jobs,
+    consecutive_runs,
     lane_of,
     next_due,
     next_wave,
@@ -153,3 +154,9 @@ def test_affordable_jobs(
     spent: float, budget: float | None, worst: float, jobs: int | None
 ) -> None:
     assert affordable_jobs(spent, budget, worst) == jobs
+
+
+def test_consecutive_runs_split_a_batch_into_ranges_to_read() -> None:
+    assert consecutive_runs([1203, 3, 1200, 1201, 1202, 4, 9]) == [(3, 4), (9, 9), (1200, 1203)]
+    assert consecutive_runs([5]) == [(5, 5)]
+    assert consecutive_runs([]) == []
