@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from evalruns.client import DEFAULT_URL, ApiError, EvalrunsClient
+from evalruns.domain.runs import TERMINAL
 from evalruns.progress import RateMeter, render
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 POLL_SECONDS = 1.0
 
 

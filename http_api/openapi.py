@@ -44,6 +44,8 @@ class Route:
     listing: bool = False
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = field(default=(400,))
+    # Routes open without a function key (AuthLevel.ANONYMOUS) say so with `security: []`.
+    anonymous: bool = False
 
 
 ROUTES = (
@@ -154,7 +156,7 @@ ROUTES = (
         302,
         errors=(404,),
     ),
-    Route("get", "/api/openapi.json", "This document", 200),
+    Route("get", "/api/openapi.json", "This document", 200, anonymous=True),
     Route(
         "get",
         "/api/health",
@@ -162,6 +164,7 @@ ROUTES = (
         200,
         HealthReport,
         errors=(503,),
+        anonymous=True,
     ),
     Route(
         "get",
@@ -170,11 +173,12 @@ ROUTES = (
         200,
         ProviderHealthReport,
         query=("refresh",),
+        anonymous=True,
     ),
     Route(
         "get",
         "/api/health/queue",
-        "Orchestration instances by runtime status (anonymous)",
+        "Orchestration instances by runtime status",
         200,
         QueueHealth,
         errors=(),
@@ -182,7 +186,7 @@ ROUTES = (
     Route(
         "get",
         "/api/health/workers",
-        "Runtime, package versions, provider variables set, warnings (anonymous)",
+        "Runtime, package versions, provider variables set, warnings",
         200,
         WorkerHealth,
         errors=(),
@@ -190,7 +194,8 @@ ROUTES = (
 )
 
 
-@bp.route(route="openapi.json", methods=["GET"])
+# The level is given on the route: the app's FUNCTION default overrides the blueprint's.
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @api_errors
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(build_document())
@@ -259,6 +264,8 @@ def _operation(route: Route) -> dict[str, Any]:
         "parameters": parameters,
         "responses": responses,
     }
+    if route.anonymous:
+        operation["security"] = []
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,

@@ -78,8 +78,11 @@ def validation_problem(error: ValidationError, location: str) -> InvalidInput:
 
 
 def to_response(error: Exception) -> func.HttpResponse:
-    if isinstance(error, ValidationError):
-        error = validation_problem(error, "body")
+    """Library errors as 4xx; anything else, a pydantic error included, is ours: a 500.
+
+    Request bodies are validated (and their errors converted) by `parse_body`, so a
+    ValidationError reaching here is a server fault, such as a setting out of range.
+    """
     if isinstance(error, EvalrunsError):
         status = next(
             (code for kind, code in STATUS_BY_ERROR.items() if isinstance(error, kind)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import Enum
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from evalruns.storage.paging import Page, check_limit
 from http_api.problems import validation_problem
 
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=Enum)
 
 
 def parse_body(req: func.HttpRequest, model: type[M]) -> M:
@@ -60,6 +62,21 @@ def query_bool(req: func.HttpRequest, name: str, default: bool) -> bool:
         f"query parameter {name} must be true or false, not {raw!r}",
         [FieldError(("query", name), "must be true or false")],
     )
+
+
+def query_enum(req: func.HttpRequest, name: str, enum_cls: type[E]) -> E | None:
+    """An enum query parameter, case-insensitive; None when absent, 400 naming the values."""
+    raw = req.params.get(name)
+    if not raw:
+        return None
+    try:
+        return enum_cls(raw.upper())
+    except ValueError as exc:
+        allowed = ", ".join(str(member.value) for member in enum_cls)
+        raise InvalidInput(
+            f"query parameter {name} must be one of {allowed}, not {raw!r}",
+            [FieldError(("query", name), f"must be one of {allowed}")],
+        ) from exc
 
 
 def page_params(req: func.HttpRequest) -> tuple[int, str | None]:

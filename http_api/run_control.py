@@ -10,12 +10,21 @@ import azure.functions as func
 
 from evalruns.domain.runs import RerunRequest
 from evalruns.services import get_services
-from evalruns.services.control import cancel_run, create_rerun, pause_run, resume_run
+from evalruns.services.control import (
+    TERMINATE_WAIT_SECONDS,
+    cancel_run,
+    create_rerun,
+    pause_run,
+    resume_run,
+)
 from http_api.orchestrations import DurableOrchestrations, start_run
 from http_api.problems import api_errors
 from http_api.requests import json_response, parse_body
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+# How long a cancel waits for the orchestration to stop before its last look for batches to
+# terminate. Tests on the stepped engine set 0: nothing stops there until the test steps it.
+CANCEL_SETTLE_SECONDS = TERMINATE_WAIT_SECONDS
 
 
 @bp.route(route="runs/{runId}/pause", methods=["POST"])
@@ -44,7 +53,12 @@ async def runs_resume(
 async def runs_cancel(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    run = await cancel_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    run = await cancel_run(
+        get_services(),
+        DurableOrchestrations(client),
+        req.route_params["runId"],
+        settle_seconds=CANCEL_SETTLE_SECONDS,
+    )
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 

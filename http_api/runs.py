@@ -9,7 +9,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from evalruns.domain.runs import RunPatch, RunRequest, RunStatus
-from evalruns.errors import FieldError, InvalidInput
 from evalruns.services import get_services
 from evalruns.services.access import touch_run
 from evalruns.services.control import patch_run
@@ -17,7 +16,13 @@ from evalruns.services.estimates import estimate_run
 from evalruns.services.runs import create_run, get_run, list_runs, with_live_progress
 from http_api.orchestrations import start_run
 from http_api.problems import api_errors
-from http_api.requests import json_response, page_params, page_response, parse_body
+from http_api.requests import (
+    json_response,
+    page_params,
+    page_response,
+    parse_body,
+    query_enum,
+)
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -38,7 +43,7 @@ async def runs_create(
 @bp.route(route="runs", methods=["GET"])
 @api_errors
 def runs_list(req: func.HttpRequest) -> func.HttpResponse:
-    status = _status_filter(req.params.get("status"))
+    status = query_enum(req, "status", RunStatus)
     definition_id = req.params.get("definitionId") or None
     return page_response(
         list_runs(get_services(), *page_params(req), status=status, definition_id=definition_id),
@@ -63,19 +68,6 @@ async def runs_get(
                 "live progress of run %s unavailable; showing the snapshot", run.id, exc_info=True
             )
     return json_response(run.to_json_dict())
-
-
-def _status_filter(raw: str | None) -> RunStatus | None:
-    if not raw:
-        return None
-    try:
-        return RunStatus(raw.upper())
-    except ValueError as exc:
-        allowed = ", ".join(status.value for status in RunStatus)
-        raise InvalidInput(
-            f"status must be one of {allowed}, not {raw!r}",
-            [FieldError(("query", "status"), f"must be one of {allowed}")],
-        ) from exc
 
 
 @bp.route(route="runs/estimate", methods=["POST"])

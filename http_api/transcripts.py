@@ -6,11 +6,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from evalruns.domain.transcripts import TranscriptStatus
-from evalruns.errors import FieldError, InvalidInput
 from evalruns.services import get_services
 from evalruns.services.access import touch_transcript
 from http_api.problems import api_errors
-from http_api.requests import json_response, page_params, page_response
+from http_api.requests import json_response, page_params, page_response, query_enum
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -19,12 +18,14 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 @api_errors
 def transcripts_list(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
-    run = services.runs.get(req.route_params["runId"])
+    run_id = req.route_params["runId"]
+    # 404 for an unknown run from its status column alone, not the whole stored run.
+    services.runs.status(run_id)
     page = services.transcripts.list(
-        run.id,
+        run_id,
         *page_params(req),
         model_id=req.params.get("modelId") or None,
-        status=_status_filter(req.params.get("status")),
+        status=query_enum(req, "status", TranscriptStatus),
     )
     return page_response(page)
 
@@ -38,15 +39,3 @@ def transcripts_get(req: func.HttpRequest) -> func.HttpResponse:
     )
     touch_transcript(services, transcript)
     return json_response(transcript.to_json_dict())
-
-
-def _status_filter(raw: str | None) -> TranscriptStatus | None:
-    if not raw:
-        return None
-    try:
-        return TranscriptStatus(raw.upper())
-    except ValueError as exc:
-        raise InvalidInput(
-            f"status must be SUCCEEDED or FAILED, not {raw!r}",
-            [FieldError(("query", "status"), "must be SUCCEEDED or FAILED")],
-        ) from exc

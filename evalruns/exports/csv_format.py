@@ -51,14 +51,16 @@ def header(dimension_names: Sequence[str]) -> list[str]:
     return [neutralise(column) for column in columns]
 
 
-def row(transcript: Transcript, dimension_names: Sequence[str]) -> list[str]:
+def row(transcript: Transcript, dimension_columns: Sequence[str]) -> list[str]:
+    """One transcript's cells; `dimension_columns` are the dimension names already in column
+    (sorted) order, so an export sorts them once rather than once per row."""
     code = transcript.decision_code or PENDING
     text = transcript.decision_text or (PENDING_TEXT if code == PENDING else "")
     error = f"{transcript.error.code}: {transcript.error.message}" if transcript.error else ""
     cells: list[object] = [
         f"{transcript.scenario_number:03d}",
         model_display_name(transcript.model_id),
-        *(transcript.dimensions.get(name, "") for name in sorted(dimension_names)),
+        *(transcript.dimensions.get(name, "") for name in dimension_columns),
         code,
         text,
         transcript.id,
@@ -88,10 +90,11 @@ def encode_csv(
     """UTF-8 with a BOM, RFC 4180 quoting and CRLF line ends, in chunks of ~CHUNK_BYTES."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    dimension_columns = sorted(dimension_names)
     buffer.write(BOM)
-    writer.writerow(header(dimension_names))
+    writer.writerow(header(dimension_columns))
     for transcript in transcripts:
-        writer.writerow(row(transcript, dimension_names))
+        writer.writerow(row(transcript, dimension_columns))
         stats.rows += 1
         if buffer.tell() >= CHUNK_BYTES:
             yield _drain(buffer, stats)

@@ -7,7 +7,7 @@ from itertools import islice
 
 from evalruns.domain.definitions import Definition, DefinitionInput
 from evalruns.domain.expansion import Scenario, expand
-from evalruns.errors import InvalidInput
+from evalruns.errors import FieldError, InvalidInput
 from evalruns.services.container import Services
 from evalruns.storage.paging import Page, decode_cursor, encode_cursor
 
@@ -36,11 +36,16 @@ def list_scenarios(
 ) -> ScenarioPage:
     """A page of the expansion, computed from positions alone (nothing stored)."""
     definition = services.definitions.get(definition_id)
+    total = definition.scenario_count
     state = decode_cursor(cursor) or {}
     start = state.get("offset", 0)
-    if not isinstance(start, int) or start < 0:
-        raise InvalidInput("the cursor is not valid: pass a nextCursor unchanged")
-    total = definition.scenario_count
+    # An offset past the end is no page of this definition (a hand-made cursor, or another
+    # definition's); refuse it rather than count a negative page.
+    if not isinstance(start, int) or not 0 <= start <= total:
+        raise InvalidInput(
+            "the cursor is not valid: pass a nextCursor unchanged",
+            [FieldError(("query", "cursor"), "invalid cursor")],
+        )
     end = min(total, start + limit)
     items = list(islice(expand(definition, start), end - start))
     return ScenarioPage(items, total, encode_cursor({"offset": end}) if end < total else None)

@@ -1,4 +1,4 @@
-"""The job list of a run, written once by the plan and read one job at a time by probes."""
+"""The job list of a run, written once by the plan and read by batches, in ranges of ordinals."""
 
 from __future__ import annotations
 

@@ -12,6 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
+
+from evalruns.errors import InvalidInput
+
 MAX_PROPERTY_BYTES = 64 * 1024
 MAX_ENTITY_BYTES = 1024 * 1024
 MAX_KEY_BYTES = 1024
@@ -26,8 +30,12 @@ ENTITY_HEADROOM_BYTES = 8 * 1024
 _FORBIDDEN_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
-class LimitExceeded(ValueError):
-    """A write Azure would refuse; raised before the request is sent."""
+class LimitExceeded(InvalidInput):
+    """A write Azure would refuse; raised before the request is sent.
+
+    It is invalid input, not a server fault: what is too large came from the caller (a
+    definition's text, say), so the API answers 400 with the message instead of a 500.
+    """
 
 
 def utf16_bytes(value: str) -> int:
@@ -87,6 +95,15 @@ def check_entity(entity: Mapping[str, Any]) -> None:
             raise LimitExceeded(f"property {name} is over {MAX_PROPERTY_BYTES} bytes")
     if entity_bytes(entity) > MAX_ENTITY_BYTES:
         raise LimitExceeded(f"entity is over {MAX_ENTITY_BYTES} bytes")
+
+
+def is_etag_mismatch(error: HttpResponseError) -> bool:
+    """Whether a write conditioned on an ETag failed because the entity changed meanwhile.
+
+    A single request answers 412; a failed transaction may carry another status, with
+    `UpdateConditionNotSatisfied` in its message.
+    """
+    return error.status_code == 412 or "UpdateConditionNotSatisfied" in str(error)
 
 
 def transactions(

@@ -16,9 +16,9 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
-from evalruns.errors import Conflict, NotFound
+from evalruns.errors import Conflict, FieldError, InvalidInput, NotFound
 from evalruns.storage.documents import (
     ACCESSED_COLUMN,
     accessed_at,
@@ -26,7 +26,7 @@ from evalruns.storage.documents import (
     build_entity,
     read_document,
 )
-from evalruns.storage.limits import LimitExceeded, is_valid_key
+from evalruns.storage.limits import LimitExceeded, is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 
 PARTITION = "all"
@@ -83,12 +83,7 @@ class Timeline:
         )
 
     def get(self, record_id: str) -> Stored:
-        if not is_valid_key(ID_PREFIX + record_id):
-            raise NotFound(f"no {self._kind} with id {record_id!r}")
-        try:
-            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id)
-        except ResourceNotFoundError as exc:
-            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+        entity = self._lookup(record_id)
         return Stored(
             document=read_document(entity),
             last_accessed_at=accessed_at(entity),
@@ -98,11 +93,7 @@ class Timeline:
 
     def column(self, record_id: str, name: str) -> Any:
         """One filter column of a record, without reading its document (hot paths)."""
-        try:
-            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id, select=[name])
-        except ResourceNotFoundError as exc:
-            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
-        return entity.get(name)
+        return self._lookup(record_id, select=name).get(name)
 
     def replace(
         self,
@@ -141,7 +132,7 @@ class Timeline:
                 ]
             )
         except HttpResponseError as exc:
-            if exc.status_code == 412 or "UpdateConditionNotSatisfied" in str(exc):
+            if is_etag_mismatch(exc):
                 raise Conflict(f"the {self._kind} changed while it was being updated") from exc
             raise
 
@@ -152,10 +143,7 @@ class Timeline:
         and the filter columns are untouched, and a concurrent writer is never made to fail
         by it (its ETag-conditioned replace rereads and carries the new value over).
         """
-        try:
-            entity = self._table.get_entity(PARTITION, ID_PREFIX + record_id, select=["TimeKey"])
-        except ResourceNotFoundError as exc:
-            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+        entity = self._lookup(record_id, select="TimeKey")
         self._table.submit_transaction(
             [
                 (
@@ -173,6 +161,13 @@ class Timeline:
         parameters: dict[str, Any] = {"pk": PARTITION, "start": TIME_PREFIX, "end": TIME_END}
         after = after_row(cursor)
         if after is not None:
+            # Only a time key resumes a listing: any other key would move the lower bound
+            # off the time range and list the `id!` copies too.
+            if not after.startswith(TIME_PREFIX):
+                raise InvalidInput(
+                    "the cursor is not valid: pass the nextCursor of a previous page unchanged",
+                    [FieldError(("query", "cursor"), "invalid cursor")],
+                )
             parameters["start"] = after
         for index, (column, value) in enumerate(sorted(filters.items())):
             clauses.append(f"{column} eq @f{index}")
@@ -182,10 +177,25 @@ class Timeline:
         )
         return keyset_page(entities, limit, _record)
 
+    def _lookup(self, record_id: str, select: str | None = None) -> TableEntity:
+        """The record's `id!` entity (only the `select` column when given), or NotFound.
+
+        An id that cannot be a key is not found either, rather than a request Azure refuses.
+        """
+        if not is_valid_key(ID_PREFIX + record_id):
+            raise NotFound(f"no {self._kind} with id {record_id!r}")
+        try:
+            return self._table.get_entity(PARTITION, ID_PREFIX + record_id, select=select)
+        except ResourceNotFoundError as exc:
+            raise NotFound(f"no {self._kind} with id {record_id!r}") from exc
+
     def _entity(
         self, row: str, columns: Mapping[str, Any], document: Mapping[str, Any]
     ) -> dict[str, Any]:
         entity = build_entity(PARTITION, row, columns, document)
         if entity is None:
-            raise LimitExceeded(f"the {self._kind} is too large to store")
+            raise LimitExceeded(
+                f"the {self._kind} is too large to store (Table Storage holds at most 1 MiB "
+                "per record): shorten its texts or split it"
+            )
         return entity

@@ -31,7 +31,7 @@ from evalruns.storage.documents import (
     read_document,
     with_accessed,
 )
-from evalruns.storage.limits import is_valid_key
+from evalruns.storage.limits import is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 
 # Entities per query page when iterating a run. A page is held in several copies while it is
@@ -93,7 +93,7 @@ class TranscriptRepository:
                     match_condition=MatchConditions.IfNotModified,
                 )
             except HttpResponseError as exc:
-                if exc.status_code == 412 or "UpdateConditionNotSatisfied" in str(exc):
+                if is_etag_mismatch(exc):
                     log.info(
                         "transcript changed while it was replaced; retrying",
                         extra={"run_id": partition, "job_key": row},

@@ -9,7 +9,8 @@ import pytest
 from devhost.durable import DurableEngine
 from evalruns.services import Services
 from tests.http.test_definitions_api import assert_problem, create, example
-from tests.http.test_run_control_api import act, started_run
+from tests.http.test_run_control_api import act, assert_terminated, started_run
+from tests.http.test_run_control_api import instant_cancel as instant_cancel
 from tests.support.functions import call_http, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -19,6 +20,7 @@ def patch(run_id: str, body: object) -> object:
     return call_http("runs_patch", "PATCH", route_params={"runId": run_id}, body=body)
 
 
+@pytest.mark.usefixtures("instant_cancel")
 def test_patch_changes_the_budget_and_refuses_bad_values(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
@@ -29,7 +31,8 @@ def test_patch_changes_the_budget_and_refuses_bad_values(
     assert_problem(patch(run_id, {"budgetUsd": 0}), 400, "budgetUsd")
     assert_problem(patch(run_id, {"budgetUsd": "lots"}), 400, "budgetUsd")
     assert_problem(patch("nope", {"budgetUsd": 1}), 404)
-    act(engine, "cancel", run_id)
+    assert act(engine, "cancel", run_id).status_code == 202
+    assert_terminated(engine, run_id)
     assert assert_problem(patch(run_id, {"budgetUsd": 3}), 409)["currentStatus"] == "CANCELLED"
 
 

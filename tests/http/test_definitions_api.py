@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from evalruns.services import Services
+from evalruns.domain.definitions import DefinitionInput
+from evalruns.services import Services, reset_services
+from evalruns.storage.paging import encode_cursor
 from tests.support.functions import call_http, json_body
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -144,6 +146,43 @@ def test_invalid_definitions_are_400(
     assert problem["errors"], problem
 
 
+def test_definition_too_large_to_store_is_a_400_not_a_500(services: Services) -> None:
+    # Two dimensions of 5 levels x 50 options x 2,000 characters: each field is within the
+    # model's limits, but the whole is about 2 MB of UTF-16, over a table entity's 1 MiB.
+    option = "o" * 2000
+    levels = [
+        {"score": score, "label": f"level {score}", "options": [option] * 50}
+        for score in range(1, 6)
+    ]
+    body = {
+        "name": "too large",
+        "template": "[A] [B]",
+        "dimensions": [{"name": "A", "levels": levels}, {"name": "B", "levels": levels}],
+    }
+    DefinitionInput.model_validate(body)  # valid input: only its size is refused
+
+    response = call_http("definitions_create", "POST", "/api/definitions", body=body)
+
+    problem = assert_problem(response, 400, "definition is too large to store", "split it")
+    assert "incident" not in problem
+    assert json_body(call_http("definitions_list"))["items"] == []
+
+
+def test_a_server_misconfiguration_is_a_500_not_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A setting out of range fails pydantic validation while the services are built: that is
+    # our fault, not the request's, and must not come back as a 400 about the body.
+    monkeypatch.setenv("EVALRUNS_BATCH_SIZE", "0")
+    reset_services(None)
+    try:
+        response = call_http("definitions_create", "POST", "/api/definitions", body={})
+    finally:
+        reset_services(None)
+
+    problem = assert_problem(response, 500, "incident")
+    assert problem["incident"] in problem["detail"]
+    assert "errors" not in problem and "body" not in problem["detail"]
+
+
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"'])
 def test_body_that_is_not_a_json_object_is_400(services: Services, raw: bytes) -> None:
     response = call_http("definitions_create", "POST", "/api/definitions", raw_body=raw)
@@ -170,6 +209,30 @@ def test_bad_paging_parameters_are_400(
     services: Services, params: dict[str, str], fragment: str
 ) -> None:
     assert_problem(call_http("definitions_list", params=params), 400, fragment)
+
+
+@pytest.mark.parametrize("offset", [126, 10**6, -1, "5"])
+def test_scenario_cursor_outside_the_expansion_is_400(services: Services, offset: object) -> None:
+    created = create(example("library_funding"))
+    response = call_http(
+        "definitions_scenarios",
+        params={"cursor": str(encode_cursor({"offset": offset}))},
+        route_params={"definitionId": created["id"]},
+    )
+    problem = assert_problem(response, 400, "cursor")
+    assert problem["errors"] == [{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
+
+
+def test_scenario_cursor_at_the_end_gives_an_empty_last_page(services: Services) -> None:
+    created = create(example("library_funding"))
+    page = json_body(
+        call_http(
+            "definitions_scenarios",
+            params={"cursor": str(encode_cursor({"offset": 125}))},
+            route_params={"definitionId": created["id"]},
+        )
+    )
+    assert page == {"items": [], "total": 125, "nextCursor": None}
 
 
 def test_limit_is_capped_at_100(services: Services) -> None:

@@ -4,6 +4,7 @@ real HTTP, and the in-process Durable engine's client binding."""
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -340,10 +341,17 @@ def test_queue_counts_instances_by_runtime_status(
     queue = body(response)
     assert queue["status"] == "ok"
     assert queue["error"] is None
+    # The instances as the engine's clients see them, to compare the report with exactly.
+    by_name: dict[str, Counter[str]] = {}
+    for snapshot in engine.snapshots():
+        by_name.setdefault(snapshot.name, Counter())[snapshot.status.runtime_status] += 1
+    batches = by_name[names.BATCH_ORCHESTRATOR]["Completed"]
+    assert batches >= 1 and set(by_name) == {names.RUN_ORCHESTRATOR, names.BATCH_ORCHESTRATOR}
     counts = queue["instances"]
     assert set(counts) == set(health.RUNTIME_STATUSES)
     assert (counts["Pending"], counts["Running"]) == (1, 1)
     assert counts["Completed"] >= 2  # the run and its batch sub-orchestrations
+    assert counts["Completed"] == 1 + batches
     assert counts["Failed"] == counts["Terminated"] == counts["Suspended"] == 0
     assert queue["byName"][names.RUN_ORCHESTRATOR] == {
         "Pending": 1,
@@ -351,6 +359,7 @@ def test_queue_counts_instances_by_runtime_status(
         "Completed": 1,
     }
     assert queue["byName"][names.BATCH_ORCHESTRATOR]["Completed"] >= 1
+    assert queue["byName"] == {name: dict(tally) for name, tally in by_name.items()}
     assert queue["lowerBounds"] == []
     assert queue["oldestPending"]["instanceId"] == pending
     assert queue["oldestPending"]["runtimeStatus"] == "Pending"

@@ -10,10 +10,29 @@ import pytest
 
 from devhost.durable import DurableEngine
 from evalruns.services import Services
+from http_api import run_control
 from tests.http.test_definitions_api import assert_problem, create, example
 from tests.support.functions import call_http, json_body
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning"),
+    pytest.mark.usefixtures("instant_cancel"),
+]
+
+
+@pytest.fixture
+def instant_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No settle wait after a cancel's terminate: the stepped engine applies it only when
+    the test steps it, so waiting would change nothing but take seconds."""
+    monkeypatch.setattr(run_control, "CANCEL_SETTLE_SECONDS", 0.0)
+
+
+def assert_terminated(engine: DurableEngine, run_id: str) -> None:
+    """The cancel terminated the run's own orchestration (terminate swallows errors, so the
+    202 alone would not show a terminate sent to the wrong instance)."""
+    engine.run_until_idle()
+    status = engine.status(run_id)
+    assert status is not None and status.runtime_status == "Terminated", status
 
 
 def act(engine: DurableEngine, action: str, run_id: str, body: Any = None) -> Any:
@@ -58,6 +77,7 @@ def test_every_action_answers_202_or_409_by_status(
     assert cancelled.status_code == 202
     body = json_body(cancelled)
     assert body["status"] == "CANCELLED" and body["completedAt"]
+    assert_terminated(engine, run_id)
     for action in ("pause", "resume", "cancel"):
         problem = assert_problem(act(engine, action, run_id), 409, action)
         assert problem["currentStatus"] == "CANCELLED"

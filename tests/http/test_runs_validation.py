@@ -8,6 +8,7 @@ import pytest
 
 from evalruns.services import Services
 from tests.http.test_definitions_api import assert_problem, create, example
+from tests.integration.storage.test_repositories import make_run
 from tests.support.functions import call_http, json_body
 
 
@@ -74,5 +75,40 @@ def test_no_run_is_recorded_for_refused_requests(definition_id: str) -> None:
 
 
 def test_run_list_status_filter_is_validated(services: Services) -> None:
-    assert_problem(call_http("runs_list", params={"status": "sleeping"}), 400, "status")
+    problem = assert_problem(
+        call_http("runs_list", params={"status": "sleeping"}), 400, "status", "CANCELLED"
+    )
+    assert [error["loc"] for error in problem["errors"]] == [["query", "status"]]
+    assert call_http("runs_list", params={"status": "completed"}).status_code == 200
     assert_problem(call_http("runs_get", route_params={"runId": "nope"}), 404, "nope")
+
+
+def test_transcript_list_status_filter_is_validated(services: Services) -> None:
+    run = services.runs.create(make_run())
+    route = {"runId": run.id}
+    problem = assert_problem(
+        call_http("transcripts_list", params={"status": "lost"}, route_params=route),
+        400,
+        "status",
+        "SUCCEEDED",
+        "FAILED",
+    )
+    assert [error["loc"] for error in problem["errors"]] == [["query", "status"]]
+    listed = call_http("transcripts_list", params={"status": "failed"}, route_params=route)
+    assert json_body(listed) == {"items": [], "nextCursor": None}
+
+
+def test_transcript_list_checks_the_run_without_loading_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = services.runs.create(make_run())
+
+    def no_full_read(run_id: str) -> None:
+        raise AssertionError("the whole run (with its definition snapshot) was read")
+
+    monkeypatch.setattr(services.runs, "get", no_full_read)
+
+    listed = call_http("transcripts_list", route_params={"runId": run.id})
+    assert listed.status_code == 200, listed.get_body()
+    for unknown in ("nope", "a/b", "a#b"):
+        assert_problem(call_http("transcripts_list", route_params={"runId": unknown}), 404)

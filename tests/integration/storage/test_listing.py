@@ -19,6 +19,7 @@ from evalruns.errors import InvalidInput
 from evalruns.services import Services
 from evalruns.storage.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, check_limit
 from evalruns.storage.runs import StoredRun
+from tests.integration.storage.test_repositories import make_definition_input
 
 # ---------------------------------------------------------------- factories
 
@@ -227,6 +228,28 @@ def test_invalid_cursor_is_invalid_input(services: Services, cursor: str) -> Non
         services.definitions.list(2, cursor)
     with pytest.raises(InvalidInput):
         services.transcripts.list(uuid.uuid4().hex, 2, cursor)
+
+
+@pytest.mark.parametrize("after", ["a", "id!", "", "ts", "ts#"])
+def test_cursor_outside_the_time_range_is_invalid_input(services: Services, after: str) -> None:
+    # A hand-made key below `ts!` would become the lower bound and list the `id!` copies too.
+    create_runs(services, [make_run(1), make_run(2)])
+    services.definitions.create(make_definition_input())
+    cursor = cursor_of({"after": after})
+
+    with pytest.raises(InvalidInput) as raised:
+        services.runs.list(5, cursor)
+    assert raised.value.errors[0].loc == ("query", "cursor")
+    with pytest.raises(InvalidInput):
+        services.definitions.list(5, cursor)
+
+
+def test_cursor_past_the_time_range_lists_nothing(services: Services) -> None:
+    create_runs(services, [make_run(1), make_run(2)])
+
+    page = services.runs.list(5, cursor_of({"after": "ts!~"}))
+
+    assert page.items == [] and page.next_cursor is None
 
 
 # ---------------------------------------------------------------- limits

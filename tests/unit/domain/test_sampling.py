@@ -62,6 +62,21 @@ def test_recorded_random_seed_reproduces_the_selection() -> None:
     assert sample_indices(5000, 3.5, seed) == sample_indices(5000, 3.5, seed)
 
 
+@pytest.mark.parametrize(
+    ("total", "percentage", "seed", "expected"),
+    [
+        (125, 10, 42, [9, 16, 21, 47, 60, 67, 70, 80, 96, 98, 99, 101]),
+        (1000, 1, 2024, [94, 116, 246, 284, 351, 525, 663, 771, 797, 800]),
+    ],
+)
+def test_a_recorded_seed_keeps_its_selection_across_versions(
+    total: int, percentage: float, seed: int, expected: list[int]
+) -> None:
+    # Runs record their seed so a re-run samples the same scenarios: a change of algorithm
+    # that would select others for a recorded seed must fail here.
+    assert sample_indices(total, percentage, seed) == expected
+
+
 def test_different_seeds_give_different_selections() -> None:
     selections = {tuple(sample_indices(1000, 50, seed)) for seed in SEEDS}
 

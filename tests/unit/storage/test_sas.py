@@ -25,7 +25,10 @@ class IdentityCredential:
 class IdentityBlobService(BlobServiceClient):
     """The real client, with the user-delegation-key call answered locally."""
 
-    requested: list[tuple[datetime, datetime]] = []
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per instance: a class-level list would carry one test's requests into the next.
+        self.requested: list[tuple[datetime, datetime]] = []
 
     def get_user_delegation_key(  # type: ignore[override]
         self, key_start_time: datetime, key_expiry_time: datetime, **kwargs: Any
@@ -65,7 +68,6 @@ def test_account_key_signs_without_asking_for_a_delegation_key() -> None:
         "DefaultEndpointsProtocol=https;AccountName=evalruns;"
         f"AccountKey={ACCOUNT_KEY};EndpointSuffix=core.windows.net"
     )
-    service.requested = []
     signed = query(read_link(service, "exports", "b.csv", "b.csv", NOW, HOUR).url)
     assert "skoid" not in signed and signed["sig"]
     assert service.requested == []
