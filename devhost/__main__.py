@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._wire import IndexRequest, IndexResult
+from ._wire import IndexRequest
 from .config import (
     ConfigError,
     DevhostConfig,
@@ -84,9 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def create_backend(
-    config: DevhostConfig, index: AppInfo, indexed: IndexResult, worker: LanguageWorker
-) -> DurableHost:
+def create_backend(config: DevhostConfig, index: AppInfo, worker: LanguageWorker) -> DurableHost:
     """The Durable engine for the app: ``DurableHost`` on the app's storage account, invoking
     the functions in the worker process."""
     from .durable import DurableHost
@@ -99,7 +97,7 @@ def create_backend(
                 f"app's task hub '{config.hub_name}'."
             )
     return DurableHost(
-        FunctionCatalog.of_names(indexed.orchestrators, indexed.activities),
+        FunctionCatalog.of_metadata(index.functions),
         invoker=RemoteInvoker(worker),
         task_hub=config.hub_name,
         connection_string=connection_string,
@@ -131,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(message)
         apply_host_environment(os.environ, app_dir=app_dir, public_authority=f"localhost:{port}")
         os.chdir(app_dir)  # the worker runs functions with the app directory as cwd
-        config = build_config(app_dir, os.environ, local_http_port=port)
+        config = build_config(app_dir, os.environ)
         sys.stdout.flush()  # the worker shares this output
         worker = LanguageWorker.start(app_dir)
         worker.request_index(
@@ -153,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         backend = None
         if index.uses_durable:
-            backend = create_backend(config, index, indexed, worker)
+            backend = create_backend(config, index, worker)
             rpc_socket = bind_rpc_socket()
         host = DevHost(config, index, backend, public_socket, worker=worker, rpc_socket=rpc_socket)
     except (ConfigError, AppIndexError, EngineConfigurationError, PortUnavailable) as error:

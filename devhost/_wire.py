@@ -29,8 +29,6 @@ ORCHESTRATOR = "orchestrator"
 """Invoke an orchestrator function with the extension's context JSON."""
 ACTIVITY = "activity"
 """Invoke an activity function with its input."""
-STATS = "stats"
-"""The worker process's CPU time (for benchmarks)."""
 SHUTDOWN = "shutdown"
 """Stop: the worker cancels what runs, answers, and exits."""
 
@@ -50,8 +48,8 @@ class IndexRequest:
 @dataclass(frozen=True)
 class IndexResult:
     functions: list[FunctionInfo]
-    orchestrators: tuple[str, ...]
-    activities: tuple[str, ...]
+    """The functions the host loads (host.json's ``functions`` applied), Durable ones with
+    their names as the extension registers them."""
 
 
 @dataclass(frozen=True)

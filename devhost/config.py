@@ -212,6 +212,8 @@ class HostConfiguration:
     """The ``AzureFunctionsJobHost`` configuration section: host.json plus overrides."""
 
     def __init__(self, values: Mapping[str, str | None]) -> None:
+        """``values`` in order of precedence: a later key differing only in case from an
+        earlier one overrides it (an ``AzureFunctionsJobHost__`` override of host.json)."""
         self._values = {key.casefold(): (key, value) for key, value in values.items()}
 
     def get(self, path: str) -> str | None:
@@ -281,11 +283,7 @@ def load_host_configuration(app_dir: Path, environ: Mapping[str, str]) -> HostCo
     for name, value in environ.items():
         if name.casefold().startswith(prefix) and len(name) > len(prefix):
             flat[name[len(prefix) :].replace("__", ":")] = value
-    # A later duplicate differing only in case must override an earlier one.
-    merged: dict[str, tuple[str, str | None]] = {}
-    for key, text in flat.items():
-        merged[key.casefold()] = (key, text)
-    return HostConfiguration(dict(merged.values()))
+    return HostConfiguration(flat)
 
 
 # -- the typed view ------------------------------------------------------------------------------
@@ -305,7 +303,6 @@ class DevhostConfig:
     function_key: str | None
     master_key: str | None
     system_key: str | None
-    local_http_port: int | None
     log_level: int = logging.INFO
     """host.json ``logging.logLevel.default`` (``Information`` unless set)."""
 
@@ -412,7 +409,6 @@ def build_config(
     app_dir: Path,
     environ: Mapping[str, str],
     *,
-    local_http_port: int | None = None,
     cpu_count: int | None = None,
 ) -> DevhostConfig:
     """The typed configuration, from an environment that already holds the local settings."""
@@ -448,7 +444,6 @@ def build_config(
         function_key=environ.get("DEVHOST_FUNCTION_KEY") or None,
         master_key=environ.get("DEVHOST_MASTER_KEY") or environ.get("DEVHOST_FUNCTION_KEY") or None,
         system_key=environ.get("DEVHOST_SYSTEM_KEY") or None,
-        local_http_port=local_http_port,
         log_level=log_level(host.get("logging:logLevel:default")),
     )
 

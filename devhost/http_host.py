@@ -29,7 +29,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -45,9 +44,8 @@ from .http_messages import http_response, request_datum, request_headers, reques
 from .language_worker import InvocationError, LanguageWorker
 from .loader import AppInfo, FunctionInfo
 from .routing import find_route
-from .sockets import PortUnavailable, bind_rpc_socket, bind_socket
 
-__all__ = ["DevHost", "EngineStartError", "PortUnavailable", "bind_rpc_socket", "bind_socket"]
+__all__ = ["DevHost", "EngineStartError", "run_until_signalled"]
 
 PUBLIC_HOST_NAME = "localhost"
 """Core Tools advertises ``http://localhost:{port}`` whatever address it binds."""
@@ -120,14 +118,12 @@ class DevHost:
         *,
         worker: LanguageWorker,
         rpc_socket: socket.socket | None = None,
-        out: TextIO | None = None,
     ) -> None:
         self.config = config
         self.index = index
         self.backend = backend
         self._public_socket = public_socket
         self._rpc_socket = rpc_socket
-        self._out = out or sys.stdout
         self.port = int(public_socket.getsockname()[1])
         self.public_url = f"http://{PUBLIC_HOST_NAME}:{self.port}"
         self.rpc: RpcServer | None = None
@@ -202,7 +198,7 @@ class DevHost:
 
     def print_functions(self) -> None:
         """``DisplayFunctionsInfoUtilities.DisplayFunctionsInfo``."""
-        write = self._out.write
+        write = sys.stdout.write
         functions = self.index.functions
         if functions:
             write("\nFunctions:\n\n")
@@ -216,7 +212,7 @@ class DevHost:
         for entry in functions:
             if entry.http is None:
                 write(f"\t{entry.name}: {entry.trigger_type}\n\n")
-        self._out.flush()
+        sys.stdout.flush()
 
     def print_ready(self) -> None:
         details = [f"devhost ready: {self.public_url}"]
@@ -225,8 +221,8 @@ class DevHost:
             details.append(f"Durable RPC {self.rpc.rpc_base_url}")
         if self.config.auth_enabled:
             details.append("function keys enforced")
-        self._out.write(" | ".join(details) + "\n")
-        self._out.flush()
+        sys.stdout.write(" | ".join(details) + "\n")
+        sys.stdout.flush()
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -300,7 +296,7 @@ class DevHost:
         return self.rpc.binding_json()
 
     def _log(self, message: str, stream: TextIO | None = None) -> None:
-        target = stream or self._out
+        target = stream or sys.stdout
         target.write(f"[{_now()}] {message}\n")
         target.flush()
 
@@ -422,9 +418,7 @@ def _totals(infos: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def run_until_signalled(
-    host: DevHost, *, on_ready: Callable[[], Awaitable[None]] | None = None
-) -> None:
+async def run_until_signalled(host: DevHost) -> None:
     """Start, print the functions, serve until SIGINT/SIGTERM, stop cleanly."""
     import signal
 
@@ -437,11 +431,9 @@ async def run_until_signalled(
         await host.start()
         host.print_functions()
         host.print_ready()
-        if on_ready is not None:
-            await on_ready()
         await stop.wait()
-        host._out.write("Stopping devhost...\n")
-        host._out.flush()
+        sys.stdout.write("Stopping devhost...\n")
+        sys.stdout.flush()
     finally:
         await host.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):

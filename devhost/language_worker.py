@@ -29,7 +29,6 @@ from ._wire import (
     INDEX,
     ORCHESTRATOR,
     SHUTDOWN,
-    STATS,
     IndexRequest,
     IndexResult,
     RemoteError,
@@ -190,11 +189,6 @@ class LanguageWorker:
         """Invoke an HTTP function with its binding data (``InvocationRequest``)."""
         result: InvocationResult = await self.call(HTTP, (function.name, data))
         return result
-
-    async def cpu_seconds(self) -> float:
-        """CPU time the worker process has used."""
-        stats = await self.call(STATS, None)
-        return float(stats["cpuSeconds"])
 
     async def close(self) -> None:
         """Ask the worker to stop (it cancels what runs), then wait for it to exit."""

@@ -165,8 +165,6 @@ class FunctionInfo:
 
     name: str
     trigger_type: str
-    trigger_param: str
-    is_async: bool
     bindings: tuple[BindingInfo, ...]
     http: HttpTriggerInfo | None = None
     http_output: str | None = None
@@ -211,8 +209,6 @@ class IndexedFunction:
         return FunctionInfo(
             name=self.name,
             trigger_type=self.trigger_type,
-            trigger_param=self.trigger_param,
-            is_async=self.is_async,
             bindings=tuple(
                 BindingInfo(
                     binding.name,
@@ -237,15 +233,8 @@ class AppInfo:
     routes: list[Route]
 
     @property
-    def http_functions(self) -> list[FunctionInfo]:
-        return [f for f in self.functions if f.trigger_type == HTTP_TRIGGER]
-
-    @property
     def uses_durable(self) -> bool:
         return _uses_durable(self.functions)
-
-    def function(self, name: str) -> FunctionInfo:
-        return next(f for f in self.functions if f.name == name)
 
 
 def _uses_durable(functions: Iterable[FunctionInfo | IndexedFunction]) -> bool:
@@ -266,18 +255,11 @@ class AppIndex:
     routes: list[Route]
 
     @property
-    def http_functions(self) -> list[IndexedFunction]:
-        return [f for f in self.functions if f.trigger_type == HTTP_TRIGGER]
-
-    @property
     def uses_durable(self) -> bool:
         return _uses_durable(self.functions)
 
     def function(self, name: str) -> IndexedFunction:
         return next(f for f in self.functions if f.name == name)
-
-    def info(self) -> AppInfo:
-        return AppInfo(functions=[f.info() for f in self.functions], routes=list(self.routes))
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -628,18 +610,7 @@ def _http_route(entry: FunctionInfo, route_prefix: str, seen: dict[str, HttpTrig
     return Route(entry.name, template, methods, http.auth_level)
 
 
-def load_app(
-    app_dir: Path,
-    *,
-    script_file: str,
-    route_prefix: str,
-    allow_list: Iterable[str] | None = None,
-) -> AppIndex:
-    _, app, script_path = import_app(app_dir, script_file)
-    return index_app(app, script_path, route_prefix=route_prefix, allow_list=allow_list)
-
-
-def durable_client_hubs(index: AppIndex | AppInfo, environ: dict[str, str]) -> set[str]:
+def durable_client_hubs(index: AppInfo, environ: dict[str, str]) -> set[str]:
     """The task hubs that client bindings name explicitly (``%Setting%`` resolved)."""
     return {
         resolve_whole_setting(hub, environ)

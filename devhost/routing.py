@@ -204,7 +204,6 @@ class Parameter:
     catch_all: bool = False
     default: str | None = None
     constraints: tuple[Constraint, ...] = ()
-    constraint_text: tuple[str, ...] = ()
 
     def accepts(self, value: str) -> bool:
         return all(check(value) for check in self.constraints)
@@ -214,11 +213,17 @@ Part = str | Parameter
 """A literal run or a parameter within one path segment."""
 
 
+ComplexAttempt = tuple[re.Pattern[str], tuple[str, ...]]
+"""A compiled pattern for a complex segment and the parameter names of its groups."""
+
+
 @dataclass(frozen=True)
 class RouteTemplate:
     text: str
     segments: tuple[tuple[Part, ...], ...]
     parameters: tuple[Parameter, ...] = field(default=())
+    complex_segments: tuple[tuple[ComplexAttempt, ...], ...] = field(default=())
+    """Per segment, the patterns of a complex one (empty for the others), compiled once."""
 
     def match(self, path: str) -> dict[str, str] | None:
         """Route values for a request path (decoded), or ``None`` when it does not match."""
@@ -245,6 +250,7 @@ def parse_template(text: str) -> RouteTemplate:
         template = template[:-1]
     raw_segments = _split_segments(template) if template else []
     segments: list[tuple[Part, ...]] = []
+    complex_segments: list[tuple[ComplexAttempt, ...]] = []
     seen: set[str] = set()
     parameters: list[Parameter] = []
     for index, raw in enumerate(raw_segments):
@@ -272,7 +278,8 @@ def parse_template(text: str) -> RouteTemplate:
         if len(parts) > 1:
             _validate_complex(raw, parts)
         segments.append(tuple(parts))
-    return RouteTemplate(text, tuple(segments), tuple(parameters))
+        complex_segments.append(_complex_attempts(tuple(parts)) if len(parts) > 1 else ())
+    return RouteTemplate(text, tuple(segments), tuple(parameters), tuple(complex_segments))
 
 
 def _outside_braces(template: str) -> str:
@@ -422,7 +429,6 @@ def _parse_parameter(body: str) -> Parameter:
         catch_all=catch_all,
         default=default,
         constraints=tuple(_resolve_constraint(c) for c in constraints),
-        constraint_text=tuple(constraints),
     )
 
 
@@ -512,7 +518,7 @@ def _match(template: RouteTemplate, path: str) -> dict[str, str] | None:
             if segment.casefold() != str(parts[0]).casefold():
                 return None
         else:
-            matched = _match_complex(parts, segment)
+            matched = _match_complex(template.complex_segments[index], segment)
             if matched is None:
                 return None
             values.update(matched)
@@ -525,24 +531,32 @@ def _match(template: RouteTemplate, path: str) -> dict[str, str] | None:
     return values
 
 
-def _match_complex(parts: tuple[Part, ...], segment: str) -> dict[str, str] | None:
-    """A segment mixing literals and parameters (``{name}.{ext}``).
+def _complex_attempts(parts: tuple[Part, ...]) -> tuple[ComplexAttempt, ...]:
+    """The patterns for a segment mixing literals and parameters (``{name}.{ext}``).
 
     ``RoutePatternMatcher.MatchComplexSegment`` works right to left, so earlier parameters get
     the longest values (greedy groups here); a final optional parameter is tried present first,
     then absent together with the period before it.
     """
-    attempts = [parts]
+    candidates = [parts]
     last = parts[-1]
     if isinstance(last, Parameter) and last.optional:
         before = str(parts[-2])[:-1]  # parsing guarantees a literal ending with "."
-        attempts.append(parts[:-2] + ((before,) if before else ()))
-    for candidate in attempts:
-        names = [part.name for part in candidate if isinstance(part, Parameter)]
+        candidates.append(parts[:-2] + ((before,) if before else ()))
+    attempts: list[ComplexAttempt] = []
+    for candidate in candidates:
+        names = tuple(part.name for part in candidate if isinstance(part, Parameter))
         pattern = "".join(
             "(.+)" if isinstance(part, Parameter) else re.escape(part) for part in candidate
         )
-        found = re.fullmatch(pattern, segment, re.I | re.S)
+        attempts.append((re.compile(pattern, re.I | re.S), names))
+    return tuple(attempts)
+
+
+def _match_complex(attempts: tuple[ComplexAttempt, ...], segment: str) -> dict[str, str] | None:
+    """Route values from the first of a complex segment's patterns that matches it whole."""
+    for pattern, names in attempts:
+        found = pattern.fullmatch(segment)
         if found is not None:
             return dict(zip(names, found.groups(), strict=True))
     return None

@@ -29,61 +29,11 @@ from typing import Any
 import azure.functions as func
 from azure.functions.meta import Datum
 
+from ._context import Context
+from ._context import invocation_local as _invocation_local
 from .loader import IndexedFunction, get_binding
 
 THREADPOOL_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
-
-_invocation_local = threading.local()
-"""The worker's ``_invocation_id_local``: ``context.thread_local_storage``."""
-
-
-class TraceContext:
-    def __init__(self, trace_parent: str, trace_state: str, attributes: dict[str, str]) -> None:
-        self.trace_parent = trace_parent
-        self.trace_state = trace_state
-        self.attributes = attributes
-
-
-class RetryContext:
-    def __init__(self, retry_count: int, max_retry_count: int, exception: Any) -> None:
-        self.retry_count = retry_count
-        self.max_retry_count = max_retry_count
-        self.exception = exception
-
-
-class Context(func.Context):
-    """``bindings.context.Context``."""
-
-    def __init__(self, name: str, directory: str, invocation_id: str) -> None:
-        self._name = name
-        self._directory = directory
-        self._invocation_id = invocation_id
-        self._trace = TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00", "", {})
-        self._retry = RetryContext(0, 0, None)
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def thread_local_storage(self) -> Any:
-        return _invocation_local
-
-    @property
-    def function_name(self) -> str:
-        return self._name
-
-    @property
-    def function_directory(self) -> str:
-        return self._directory
-
-    @property
-    def trace_context(self) -> Any:
-        return self._trace
-
-    @property
-    def retry_context(self) -> Any:
-        return self._retry
 
 
 class Out(func.Out[Any]):
@@ -135,21 +85,16 @@ def _threadpool_size(environ: dict[str, str]) -> int | None:
 class PythonWorker:
     """The worker process's event loop and sync thread pool, on threads of this process."""
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+    def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=_threadpool_size(dict(environ if environ is not None else os.environ)),
+            max_workers=_threadpool_size(dict(os.environ)),
             thread_name_prefix="worker-sync",
         )
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="worker-loop", daemon=True
         )
         self._thread.start()
-
-    async def invoke(self, function: IndexedFunction, data: dict[str, Datum]) -> InvocationResult:
-        """Invoke ``function`` with ``data`` (binding name -> datum) from another event loop."""
-        result: InvocationResult = await self.call(self.execute(function, data))
-        return result
 
     async def execute(self, function: IndexedFunction, data: dict[str, Datum]) -> InvocationResult:
         """Invoke ``function`` with ``data``: a coroutine for the worker's own loop."""
@@ -192,11 +137,6 @@ class PythonWorker:
                 function.return_type.binding_type, result, function.return_type.pytype
             )
         return encoded
-
-    async def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """Await ``coroutine`` on the worker loop from another event loop."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return await asyncio.wrap_future(future)
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coroutine`` on the worker loop and wait for it (from another thread)."""

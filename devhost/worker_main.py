@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from ._wire import (
     INDEX,
     ORCHESTRATOR,
     SHUTDOWN,
-    STATS,
     IndexRequest,
     IndexResult,
     RemoteError,
@@ -146,22 +144,16 @@ class WorkerProcess:
             if function is None:
                 raise LookupError(f"no activity function named {name!r}")
             return await self._invoker.invoke_activity(function, input_text)
-        if kind == STATS:
-            return {"cpuSeconds": time.process_time()}
         raise ValueError(f"unknown request {kind!r}")
 
 
 def index(request: IndexRequest) -> tuple[IndexResult, list[IndexedFunction], FunctionCatalog]:
-    """Import and index the app."""
+    """Import and index the app; only the functions host.json allows are served, Durable ones
+    included (the extension cannot find an orchestrator or activity the host did not load)."""
     _, app, _ = import_app(Path(request.app_dir), request.script_file)
     functions = index_functions(app, allow_list=request.allow_list)
-    durable = any(f.trigger_type in ("orchestrationTrigger", "activityTrigger") for f in functions)
-    catalog = FunctionCatalog(app) if durable else FunctionCatalog()
-    result = IndexResult(
-        functions=[function.info() for function in functions],
-        orchestrators=tuple(catalog.orchestrator_names),
-        activities=tuple(catalog.activity_names),
-    )
+    catalog = FunctionCatalog.from_indexed(functions)
+    result = IndexResult(functions=[function.info() for function in functions])
     return result, functions, catalog
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from azure.functions.decorators.function_app import FunctionRegister
 
+from ..loader import index_functions
 from ._history import (
     EVENT_TYPE_NAMES,
     RUNNING_STATUSES,
@@ -134,7 +135,13 @@ class EngineCore:
         seed: int | None = None,
         kept_activity_calls: int | None = None,
     ) -> None:
-        self.catalog = app if isinstance(app, FunctionCatalog) else FunctionCatalog(app)
+        """``app`` is indexed as the worker indexes it (the same checks, the same Durable
+        names), or is the catalog of an app indexed elsewhere."""
+        self.catalog = (
+            app
+            if isinstance(app, FunctionCatalog)
+            else FunctionCatalog.from_indexed(index_functions(app))
+        )
         self.task_hub = task_hub
         self.connection_name = connection_name
         self.system_key = system_key
@@ -142,7 +149,6 @@ class EngineCore:
         self._lock = threading.RLock()
         self._snapshots: dict[str, InstanceSnapshot] = {}
         self._instances: dict[str, Instance] = {}
-        self._order: list[str] = []
         self._activity_calls: deque[ActivityCall] = deque(maxlen=kept_activity_calls)
         self._activity_executions = 0
         self.discarded_messages: list[DiscardedMessage] = []
@@ -280,7 +286,7 @@ class EngineCore:
     def instance_ids(self) -> list[str]:
         """Every instance the engine has run, sub-orchestrations included, in creation order."""
         with self._lock:
-            return [instance_id for instance_id in self._order if instance_id in self._instances]
+            return list(self._instances)
 
     def instance(self, instance_id: str) -> InstanceInfo:
         with self._lock:
@@ -296,14 +302,6 @@ class EngineCore:
         if state is None:
             raise InstanceNotFoundError(instance_id)
         return [dict(history_event) for history_event in list(state.history)]
-
-    def max_history_length(self) -> int:
-        """The longest history any instance has had, over all of its generations."""
-        with self._lock:
-            states = list(self._instances.values())
-        return max(
-            (max(state.peak_history_length, len(state.history)) for state in states), default=0
-        )
 
     def summary(self) -> EngineSummary:
         """Totals over every instance: episodes, orchestrator CPU time, the largest history."""
@@ -394,8 +392,6 @@ class EngineCore:
 
     def register(self, state: Instance) -> None:
         with self._lock:
-            if state.instance_id not in self._instances and state.instance_id not in self._order:
-                self._order.append(state.instance_id)
             self._instances[state.instance_id] = state
 
     def publish(self, state: Instance, snapshot: InstanceSnapshot | None = None) -> None:
@@ -449,7 +445,6 @@ class EngineCore:
             stamp,
             stamp,
             parent=started.get("ParentInstance"),
-            visible=False,  # no instance row until its first episode is checkpointed
         )
         self.register(state)
         return state

@@ -45,29 +45,13 @@ class EventType(enum.IntEnum):
     EXECUTION_RESUMED = 20
 
 
-EVENT_TYPE_NAMES: dict[int, str] = {
-    EventType.EXECUTION_STARTED: "ExecutionStarted",
-    EventType.EXECUTION_COMPLETED: "ExecutionCompleted",
-    EventType.EXECUTION_FAILED: "ExecutionFailed",
-    EventType.EXECUTION_TERMINATED: "ExecutionTerminated",
-    EventType.TASK_SCHEDULED: "TaskScheduled",
-    EventType.TASK_COMPLETED: "TaskCompleted",
-    EventType.TASK_FAILED: "TaskFailed",
-    EventType.SUB_ORCHESTRATION_INSTANCE_CREATED: "SubOrchestrationInstanceCreated",
-    EventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED: "SubOrchestrationInstanceCompleted",
-    EventType.SUB_ORCHESTRATION_INSTANCE_FAILED: "SubOrchestrationInstanceFailed",
-    EventType.TIMER_CREATED: "TimerCreated",
-    EventType.TIMER_FIRED: "TimerFired",
-    EventType.ORCHESTRATOR_STARTED: "OrchestratorStarted",
-    EventType.ORCHESTRATOR_COMPLETED: "OrchestratorCompleted",
-    EventType.EVENT_SENT: "EventSent",
-    EventType.EVENT_RAISED: "EventRaised",
-    EventType.CONTINUE_AS_NEW: "ContinueAsNew",
-    EventType.GENERIC_EVENT: "GenericEvent",
-    EventType.HISTORY_STATE: "HistoryState",
-    EventType.EXECUTION_SUSPENDED: "ExecutionSuspended",
-    EventType.EXECUTION_RESUMED: "ExecutionResumed",
-}
+def _pascal_case(enum_name: str) -> str:
+    """``TASK_SCHEDULED`` -> ``TaskScheduled``: the .NET member name of an enum value."""
+    return "".join(part.capitalize() for part in enum_name.split("_"))
+
+
+EVENT_TYPE_NAMES: dict[int, str] = {kind: _pascal_case(kind.name) for kind in EventType}
+"""``EventType`` values by the names Newtonsoft writes for them (``showHistory`` output)."""
 
 
 class OrchestrationStatus(enum.IntEnum):
@@ -84,7 +68,11 @@ class OrchestrationStatus(enum.IntEnum):
 
     @property
     def runtime_status(self) -> str:
-        return "".join(part.capitalize() for part in self.name.split("_"))
+        return _pascal_case(self.name)
+
+
+STATUS_BY_RUNTIME_STATUS = {status.runtime_status: status for status in OrchestrationStatus}
+"""The reverse of ``OrchestrationStatus.runtime_status`` (``Enum.Parse``, case-sensitive)."""
 
 
 RUNNING_STATUSES = frozenset(

@@ -111,7 +111,6 @@ class Instance:
     custom_status: str | None = None
     history: list[JsonDict] = field(default_factory=list)
     persisted: int = 0
-    visible: bool = True
     episodes: int = 0
     generations: int = 1
     cpu_seconds: float = 0.0
@@ -209,7 +208,6 @@ class Instance:
                     self.history[first_new:], status if status is not None else carried_status
                 )
                 self.persisted = len(self.history)
-                self.visible = True
                 return outbound
             carried_status = result.custom_status
             self._start_next_generation(continued, now(), new_execution_id())

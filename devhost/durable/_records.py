@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._history import (
+    STATUS_BY_RUNTIME_STATUS,
     EventType,
     JsonDict,
-    OrchestrationStatus,
     dumps,
     format_datetime,
     parse_datetime,
@@ -70,7 +70,6 @@ TIMER_PREFIX = "t."
 WORK_ITEM_PREFIX = "w."
 
 _EXECUTION_IDS = uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f")
-_STATUS_BY_NAME = {status.runtime_status: status for status in OrchestrationStatus}
 
 
 @dataclass
@@ -140,7 +139,7 @@ def instance_from_entity(entity: Entity) -> tuple[Instance, int]:
         created_time=parse_datetime(entity["CreatedTime"]),
         last_updated_time=parse_datetime(entity["LastUpdatedTime"]),
         parent=None if parent is None else json.loads(parent),
-        status=_STATUS_BY_NAME[entity["RuntimeStatus"]],
+        status=STATUS_BY_RUNTIME_STATUS[entity["RuntimeStatus"]],
         output=entity.get("Output"),
         custom_status=entity.get("CustomStatus"),
         episodes=int(entity.get("Episodes", 0)),

@@ -21,16 +21,13 @@ import json
 import threading
 import time
 import traceback
-import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import azure.functions as func
 from azure.functions import meta
 from azure.functions.decorators.function_app import Function, FunctionRegister
 from azure.functions.durable_functions import (
@@ -38,7 +35,11 @@ from azure.functions.durable_functions import (
     OrchestrationTriggerConverter,
 )
 
+from .._context import Context, invocation_local
 from ._history import dumps
+
+if TYPE_CHECKING:
+    from ..loader import FunctionInfo, IndexedFunction
 
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
@@ -64,6 +65,10 @@ class DurableFunction:
     user_function: Callable[..., Any]
     accepts_context: bool
     """Whether the function declares ``context`` (the worker passes ``func.Context`` then)."""
+    is_async: bool
+    """``async def``: the worker awaits it on its event loop instead of using a pool thread."""
+    directory: str
+    """``context.function_directory``."""
 
 
 _FUNCTIONS: weakref.WeakKeyDictionary[FunctionRegister, list[Function]] = (
@@ -92,38 +97,62 @@ def _in_the_worker_process(**_: Any) -> Any:
 class FunctionCatalog:
     """Orchestrators and activities of an app; lookups ignore case like ``FunctionName``."""
 
-    def __init__(self, app: FunctionRegister | None = None) -> None:
+    def __init__(self) -> None:
         self._orchestrators: dict[str, DurableFunction] = {}
         self._activities: dict[str, DurableFunction] = {}
-        for function in app_functions(app) if app is not None else ():
-            trigger = function.get_trigger()
-            if trigger is None:
-                continue
-            kind = trigger.get_binding_name()
-            if kind == ORCHESTRATION_TRIGGER:
-                durable_name = getattr(trigger, "orchestration", None)
-                registry = self._orchestrators
-            elif kind == ACTIVITY_TRIGGER:
-                durable_name = getattr(trigger, "activity", None)
-                registry = self._activities
-            else:
-                continue
-            name = durable_name or function.get_function_name() or ""
-            entry = _describe(name, trigger.name, function.get_user_function())
-            if name.casefold() in registry:
-                raise EngineConfigurationError(f"Two {kind} functions are named {name!r}")
-            registry[name.casefold()] = entry
 
     @classmethod
-    def of_names(cls, orchestrators: Iterable[str], activities: Iterable[str]) -> FunctionCatalog:
-        """The catalog of an app loaded in another process: names only (what the host knows)."""
+    def from_indexed(cls, functions: Iterable[IndexedFunction]) -> FunctionCatalog:
+        """The Durable functions among what the worker indexed (host.json's ``functions``
+        already applied: the extension knows only the functions the host loaded)."""
         catalog = cls()
-        for names, registry in (
-            (orchestrators, catalog._orchestrators),
-            (activities, catalog._activities),
-        ):
-            for name in names:
-                registry[name.casefold()] = DurableFunction(name, "", _in_the_worker_process, False)
+        for function in functions:
+            if function.durable_name is None:
+                continue
+            if function.trigger_type == ORCHESTRATION_TRIGGER:
+                registry = catalog._orchestrators
+            elif function.trigger_type == ACTIVITY_TRIGGER:
+                registry = catalog._activities
+            else:
+                continue
+            name = function.durable_name
+            extra = sorted(
+                (set(function.input_types) | set(function.output_types)) - {function.trigger_param}
+            )
+            if extra:
+                raise EngineConfigurationError(
+                    f"Function {name!r} needs bindings this engine cannot supply: {extra}"
+                )
+            if name.casefold() in registry:
+                raise EngineConfigurationError(
+                    f"Two {function.trigger_type} functions are named {name!r}"
+                )
+            registry[name.casefold()] = DurableFunction(
+                name=name,
+                binding_name=function.trigger_param,
+                user_function=function.user_function,
+                accepts_context=function.requires_context,
+                is_async=function.is_async,
+                directory=function.directory,
+            )
+        return catalog
+
+    @classmethod
+    def of_metadata(cls, functions: Iterable[FunctionInfo]) -> FunctionCatalog:
+        """The catalog of an app loaded in another process: names only, from the metadata the
+        worker sent (what the host knows)."""
+        catalog = cls()
+        for function in functions:
+            if function.durable_name is None:
+                continue
+            registry = (
+                catalog._orchestrators
+                if function.trigger_type == ORCHESTRATION_TRIGGER
+                else catalog._activities
+            )
+            registry[function.durable_name.casefold()] = DurableFunction(
+                function.durable_name, "", _in_the_worker_process, False, False, ""
+            )
         return catalog
 
     def orchestrator(self, name: str) -> DurableFunction | None:
@@ -152,27 +181,6 @@ def unknown_function_message(name: str, kind: str, known: list[str]) -> str:
         f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function. "
         f"Additional info: {info}"
     )
-
-
-def _describe(name: str, binding_name: str, user_function: Callable[..., Any]) -> DurableFunction:
-    parameters = inspect.signature(user_function).parameters
-    if binding_name not in parameters:
-        raise EngineConfigurationError(
-            f"Function {name!r}: the trigger binds {binding_name!r} but the Python function has "
-            f"no such parameter (the worker would refuse to index it)"
-        )
-    unsupported = [
-        parameter.name
-        for parameter in parameters.values()
-        if parameter.name not in (binding_name, "context")
-        and parameter.default is inspect.Parameter.empty
-        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    ]
-    if unsupported:
-        raise EngineConfigurationError(
-            f"Function {name!r} needs bindings this engine cannot supply: {unsupported}"
-        )
-    return DurableFunction(name, binding_name, user_function, "context" in parameters)
 
 
 @dataclass(frozen=True)
@@ -257,39 +265,6 @@ def serialized_cause(message: str, rpc_message: str) -> str:
     return dumps(exception("System.Exception", message, rpc))
 
 
-class _InvocationContext(func.Context):
-    """The ``func.Context`` the worker passes to a function declaring a ``context`` parameter."""
-
-    def __init__(self, function_name: str) -> None:
-        self._invocation_id = str(uuid.uuid4())
-        self._function_name = function_name
-        self._storage = threading.local()
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def thread_local_storage(self) -> Any:
-        return self._storage
-
-    @property
-    def function_name(self) -> str:
-        return self._function_name
-
-    @property
-    def function_directory(self) -> str:
-        return str(Path.cwd())
-
-    @property
-    def trace_context(self) -> Any:
-        return None
-
-    @property
-    def retry_context(self) -> Any:
-        return None
-
-
 def invoke_orchestrator(function: DurableFunction, context_json: str) -> FunctionOutcome:
     """Invoke an orchestrator with the extension's context JSON, as the worker would."""
     started = time.thread_time()
@@ -297,7 +272,9 @@ def invoke_orchestrator(function: DurableFunction, context_json: str) -> Functio
         meta.Datum(context_json, "string"), trigger_metadata=None
     )
     try:
-        returned = function.user_function(**{function.binding_name: context})
+        returned = function.user_function(
+            **_with_context(function, {function.binding_name: context})
+        )
         encoded = OrchestrationTriggerConverter.encode(returned, expected_type=None)
     except Exception as error:
         return FunctionOutcome(
@@ -335,7 +312,7 @@ async def invoke_activity_async(function: DurableFunction, input_text: Any) -> A
     """:func:`invoke_activity` for an ``async def`` activity, awaited on the running loop.
 
     The worker awaits coroutine functions on its one event loop and runs the others in its
-    thread pool; callers choose with :func:`is_async_function`.
+    thread pool; callers choose with ``DurableFunction.is_async``.
     """
     try:
         output = function.user_function(**_activity_arguments(function, input_text))
@@ -346,15 +323,18 @@ async def invoke_activity_async(function: DurableFunction, input_text: Any) -> A
         return _activity_failure(function, error)
 
 
-def is_async_function(function: DurableFunction) -> bool:
-    return inspect.iscoroutinefunction(function.user_function)
-
-
 def _activity_arguments(function: DurableFunction, input_text: Any) -> dict[str, Any]:
     value = ActivityTriggerConverter.decode(meta.Datum(input_text, "string"), trigger_metadata=None)
-    arguments: dict[str, Any] = {function.binding_name: value}
-    if function.accepts_context and function.binding_name != "context":
-        arguments["context"] = _InvocationContext(function.name)
+    return _with_context(function, {function.binding_name: value})
+
+
+def _with_context(function: DurableFunction, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The worker's ``Context`` for every invocation (the same one HTTP functions get), its
+    invocation id in the invoking thread's ``thread_local_storage``."""
+    context = Context(function.name, function.directory)
+    invocation_local.invocation_id = context.invocation_id
+    if function.accepts_context:
+        arguments["context"] = context
     return arguments
 
 
@@ -398,7 +378,7 @@ class LocalInvoker:
         return invoke_orchestrator(function, context_json)
 
     async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
-        if is_async_function(function):
+        if function.is_async:
             return await invoke_activity_async(function, input_text)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(

@@ -4,7 +4,7 @@ The engine owns what the extension and the Azure Storage backend own in producti
 rows, histories, control-queue messages, the activity work-item queue and durable timers (the
 rules shared with the real-time ``DurableHost`` live in ``_core.py``). A *step* is one work
 item, chosen oldest-message-first: an orchestration episode for an instance with pending
-messages (up to ``batch_size`` of them, like a control-queue batch), or one activity execution.
+messages (up to ``BATCH_SIZE`` of them, like a control-queue batch), or one activity execution.
 Durable timers fire on a virtual clock that jumps to the next due timer only when nothing else
 can run, so tests never sleep. Everything runs in the calling thread except ``async``
 activities (a private event loop on its own thread) and the optional HTTP server, whose
@@ -54,9 +54,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CONNECTION_NAME", "DEFAULT_TASK_HUB", "DurableEngine", "running_engine"]
 
-DEFAULT_BATCH_SIZE = 32
+BATCH_SIZE = 32
 """``AzureStorageOptions.ControlQueueBatchSize``."""
-DEFAULT_TICK = timedelta(milliseconds=1)
+TICK = timedelta(milliseconds=1)
+"""How far the virtual clock moves per step (timestamps of successive events differ)."""
 DEFAULT_MAX_STEPS = 10_000
 
 
@@ -73,24 +74,17 @@ class DurableEngine(EngineCore):
         self,
         app: FunctionRegister,
         *,
-        task_hub: str = DEFAULT_TASK_HUB,
-        connection_name: str = DEFAULT_CONNECTION_NAME,
         clock: VirtualClock | None = None,
-        tick: timedelta = DEFAULT_TICK,
-        batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int | None = None,
-        system_key: str | None = None,
     ) -> None:
         super().__init__(
             app,
-            task_hub=task_hub,
-            connection_name=connection_name,
-            system_key=system_key,
+            task_hub=DEFAULT_TASK_HUB,
+            connection_name=DEFAULT_CONNECTION_NAME,
+            system_key=None,
             seed=seed,
         )
         self.clock = clock if clock is not None else VirtualClock()
-        self._tick = tick
-        self._batch_size = batch_size
         self._commands: deque[Command] = deque()
         self._inboxes: dict[str, list[Message]] = {}
         self._activities: deque[_ActivityWork] = deque()
@@ -203,7 +197,7 @@ class DurableEngine(EngineCore):
         if choice is None:
             return None
         step = self._run_activity() if choice == "" else self._run_orchestration(choice)
-        self.clock.advance(self._tick)
+        self.clock.advance(TICK)
         return step
 
     def run_until_idle(
@@ -325,8 +319,8 @@ class DurableEngine(EngineCore):
 
     def _run_orchestration(self, instance_id: str) -> Step:
         inbox = self._inboxes[instance_id]
-        batch = inbox[: self._batch_size]
-        del inbox[: self._batch_size]
+        batch = inbox[:BATCH_SIZE]
+        del inbox[:BATCH_SIZE]
         if not inbox:
             del self._inboxes[instance_id]
         work = self.reconcile(instance_id, batch)
@@ -337,8 +331,7 @@ class DurableEngine(EngineCore):
             work.events, now=self.clock.now, new_execution_id=self.new_guid, catalog=self.catalog
         ):
             self._route(outbound)
-        if state.visible:
-            self.publish(state)
+        self.publish(state)
         return Step("orchestration", instance_id, state.name, work.kinds)
 
 
@@ -348,8 +341,5 @@ def running_engine(app: FunctionRegister, **options: Any) -> Iterator[DurableEng
 
     In a fixture: ``with running_engine(app) as engine: yield engine``.
     """
-    engine = DurableEngine(app, **options)
-    try:
+    with DurableEngine(app, **options) as engine:
         yield engine
-    finally:
-        engine.close()

@@ -111,10 +111,7 @@ class DurableHost(EngineCore):
         max_concurrent_orchestrators: int = DEFAULT_MAX_CONCURRENT,
         system_key: str | None = None,
         connection_name: str = DEFAULT_CONNECTION_NAME,
-        batch_size: int | None = None,
-        activity_threads: int | None = None,
         orchestrator_threads: bool = True,
-        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         store: Store | None = None,
         invoker: FunctionInvoker | None = None,
     ) -> None:
@@ -133,10 +130,7 @@ class DurableHost(EngineCore):
         self._store: Store = store or (
             TableStore(connection_string, task_hub) if connection_string else MemoryStore()
         )
-        self._batch_size = batch_size
-        self._activity_threads = activity_threads or max_concurrent_activities
         self._orchestrator_threads = orchestrator_threads
-        self._stop_timeout = stop_timeout
         self._given_invoker = invoker
         self._invoker: FunctionInvoker | None = invoker
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +145,6 @@ class DurableHost(EngineCore):
         with self._lock:
             self._instances.clear()
             self._snapshots.clear()
-            self._order.clear()
         self._inboxes: dict[str, deque[StoredMessage]] = {}
         self._ready: deque[str] = deque()
         self._scheduled: set[str] = set()
@@ -209,7 +202,7 @@ class DurableHost(EngineCore):
             self.max_concurrent_orchestrators, thread_name_prefix="durable-orchestrator"
         )
         if self._given_invoker is None:
-            self._invoker = LocalInvoker(self._activity_threads)
+            self._invoker = LocalInvoker(self.max_concurrent_activities)
         await self._store.open()
         found = recover(await self._store.load(TABLE))
         self._seq = max(self._seq, found.last_seq)
@@ -254,7 +247,7 @@ class DurableHost(EngineCore):
         self._timers.clear()
         busy = self._episode_tasks | self._activity_tasks
         if busy:
-            await asyncio.wait(busy, timeout=self._stop_timeout if grace is None else grace)
+            await asyncio.wait(busy, timeout=DEFAULT_STOP_TIMEOUT if grace is None else grace)
         self._abandoned = True
         for task in self._activity_tasks:
             task.cancel()
@@ -481,8 +474,8 @@ class DurableHost(EngineCore):
     async def _episode(self, instance_id: str) -> None:
         assert self._loop is not None
         inbox = self._inboxes[instance_id]
-        size = len(inbox) if self._batch_size is None else min(len(inbox), self._batch_size)
-        batch = [inbox.popleft() for _ in range(size)]
+        batch = list(inbox)
+        inbox.clear()
         if not inbox:
             del self._inboxes[instance_id]
         try:

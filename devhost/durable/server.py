@@ -23,7 +23,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 
-from ._history import OrchestrationStatus, convert_to_jtoken, dumps, parse_datetime, parse_jtoken
+from ._history import (
+    STATUS_BY_RUNTIME_STATUS,
+    OrchestrationStatus,
+    convert_to_jtoken,
+    dumps,
+    parse_datetime,
+    parse_jtoken,
+)
 from ._status import COMPLETED_STATUSES, status_payload
 from ._types import (
     InstanceExistsError,
@@ -89,6 +96,18 @@ def management_urls(
         "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
         "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
     }
+
+
+def _accepted(command: Callable[[], object]) -> JsonResponse:
+    """A client command on one instance: 202, or 404 when the instance is unknown and 410 once
+    it completed (the webhook handlers' answers; the instance may change under the check)."""
+    try:
+        command()
+    except InstanceNotFoundError:
+        return 404, {}, _EMPTY
+    except InstanceGoneError:
+        return 410, {}, _EMPTY
+    return 202, {}, _EMPTY
 
 
 def _error(
@@ -509,22 +528,13 @@ class RpcServer:
             token = convert_to_jtoken(body.decode("utf-8"))
         except ValueError as error:
             return _error(400, "Invalid JSON content", error, "Newtonsoft.Json.JsonReaderException")
-        try:
-            self.engine.submit_raise_event(instance_id, event_name, dumps(token))
-        except InstanceNotFoundError:
-            return 404, {}, _EMPTY
-        except InstanceGoneError:
-            return 410, {}, _EMPTY
-        return 202, {}, _EMPTY
+        return _accepted(
+            lambda: self.engine.submit_raise_event(instance_id, event_name, dumps(token))
+        )
 
     def _terminate(self, instance_id: str, query: dict[str, list[str]]) -> JsonResponse:
-        try:
-            self.engine.submit_terminate(instance_id, _text_query(query, "reason"))
-        except InstanceNotFoundError:
-            return 404, {}, _EMPTY
-        except InstanceGoneError:
-            return 410, {}, _EMPTY
-        return 202, {}, _EMPTY
+        reason = _text_query(query, "reason")
+        return _accepted(lambda: self.engine.submit_terminate(instance_id, reason))
 
     def _suspend_or_resume(
         self, instance_id: str, operation: str, query: dict[str, list[str]]
@@ -539,12 +549,9 @@ class RpcServer:
         if snapshot.status in COMPLETED_STATUSES:
             return 410, {}, _EMPTY
         submit = self.engine.submit_suspend if operation == "suspend" else self.engine.submit_resume
+        reason = _text_query(query, "reason")
         try:
-            submit(instance_id, _text_query(query, "reason"))
-        except InstanceNotFoundError:
-            return 404, {}, _EMPTY
-        except InstanceGoneError:
-            return 410, {}, _EMPTY
+            return _accepted(lambda: submit(instance_id, reason))
         except InvalidOperationError as error:
             return _error(
                 500,
@@ -552,9 +559,6 @@ class RpcServer:
                 error,
                 "System.InvalidOperationException",
             )
-        except NotImplementedError:
-            return 501, {}, {"Message": f"'{operation}' is not supported by this Durable engine."}
-        return 202, {}, _EMPTY
 
     def _purge(self, instance_id: str) -> JsonResponse:
         """``HandleDeleteHistoryByIdRequestAsync``: 404 unknown, else 200 and the count."""
@@ -610,12 +614,11 @@ def _time_query(query: dict[str, list[str]], name: str) -> datetime | None:
 
 def _runtime_statuses(query: dict[str, list[str]]) -> set[OrchestrationStatus] | None:
     """``TryGetIEnumerableQueryParameterValue``: ``Enum.TryParse`` (case-sensitive) per value."""
-    by_name = {status.runtime_status: status for status in OrchestrationStatus}
     found: set[OrchestrationStatus] = set()
     for value in (item for text in query.get("runtimeStatus", []) for item in text.split(",")):
         value = value.strip()
-        if value in by_name:
-            found.add(by_name[value])
+        if value in STATUS_BY_RUNTIME_STATUS:
+            found.add(STATUS_BY_RUNTIME_STATUS[value])
         elif value.lstrip("-").isdigit() and int(value) in OrchestrationStatus._value2member_map_:
             found.add(OrchestrationStatus(int(value)))
     return found or None

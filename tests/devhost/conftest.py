@@ -3,6 +3,7 @@ local.settings.json a test wants) and devhost run as a real child process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,12 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from azure.durable_functions.models.utils import http_utils
 
 from devhost.azurite import free_port
 
@@ -25,6 +27,39 @@ APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 20
 EXIT_TIMEOUT_SECONDS = 60
+DEADLINE = 20.0
+"""Seconds an in-process real-time engine test waits for any one thing."""
+RUN_TIMEOUT_SECONDS = 90.0
+"""A whole in-process scenario: a hang fails the test instead of the session."""
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a scenario on a fresh event loop, bounded; the SDK's shared client session (which a
+    client call may have opened on that loop) is closed before the loop goes."""
+
+    async def bounded() -> T:
+        try:
+            return await asyncio.wait_for(coroutine, RUN_TIMEOUT_SECONDS)
+        finally:
+            await http_utils._close_session()
+
+    return asyncio.run(bounded())
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll an in-memory condition with a deadline (on the running loop)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def output(snapshot: Any) -> Any:
+    """An instance row's output, decoded."""
+    return json.loads(snapshot.output)
 
 
 def poll(

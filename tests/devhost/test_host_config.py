@@ -259,7 +259,10 @@ def test_whole_string_setting_references() -> None:
 
 def test_storage_connections_resolve_the_webjobs_way() -> None:
     assert resolve_connection_string("Storage", {"AzureWebJobsStorage": "A=1"}) == "A=1"
-    assert resolve_connection_string("Storage", {"ConnectionStrings:AzureWebJobsStorage": "B=2"})
+    assert (
+        resolve_connection_string("Storage", {"ConnectionStrings:AzureWebJobsStorage": "B=2"})
+        == "B=2"
+    )
     assert resolve_connection_string("Mine", {"Mine": "C=3"}) == "C=3"
     assert resolve_connection_string("Mine", {"AzureWebJobsMine": "D=4", "Mine": "C=3"}) == "D=4"
     assert (

@@ -4,6 +4,7 @@ the RPC endpoints the Python client calls and the extension's public webhooks.""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from devhost.azurite import Azurite, free_port
 from tests.devhost.conftest import (
+    APPS,
     Devhost,
     child_env,
     copy_app,
@@ -91,6 +93,36 @@ def test_configuration_from_host_json_settings_and_environment(host: Devhost, hu
     assert "\thttp_start: [POST] http://localhost:" in output
     assert "\tgreeter: orchestrationTrigger\n" in output
     assert "\tsay_hello: activityTrigger\n" in output
+
+
+def test_an_activity_gets_the_workers_full_context(host: Devhost) -> None:
+    links = start(host, "probe_context").json()
+
+    probe = wait_for(links["statusQueryGetUri"], "Completed")["output"]
+
+    directory = Path(probe["function_directory"])
+    assert directory.name.startswith("durable_app-") and (directory / "function_app.py").is_file()
+    assert probe["function_name"] == "context_probe"
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", probe["trace_parent"])
+    assert probe["same_invocation"] is True
+
+
+def test_the_admin_routes_and_the_log_never_show_the_storage_key(
+    host: Devhost, azurite: Azurite
+) -> None:
+    key = azurite.connection_string.split("AccountKey=", 1)[1].split(";", 1)[0]
+    start(host, "greeter", ["secret?"])  # something in the instance list and the log
+
+    shown = [
+        host.get("/admin/devhost/config").text,
+        host.get("/admin/devhost/instances").text,
+        host.output(),
+    ]
+
+    assert key
+    for text in shown:
+        assert "AccountKey" not in text
+        assert key not in text
 
 
 def test_the_client_binding_has_the_extension_shape(host: Devhost, hub: str) -> None:
@@ -221,13 +253,22 @@ def test_suspend_and_resume_webhooks(host: Devhost) -> None:
     assert httpx.post(suspend).status_code == 202
     suspended = wait_for(url, "Suspended")
     event = httpx.post(links["sendEventPostUri"].replace("{eventName}", "approval"), json="yes")
-    still = status(url).json()
+
+    def delivered() -> dict[str, Any] | None:
+        body: dict[str, Any] = status(url, showHistory="true").json()
+        kinds = [item["EventType"] for item in body.get("historyEvents", [])]
+        return body if "EventRaised" in kinds else None
+
+    still = poll(delivered, what="the event in the suspended instance's history")
     assert httpx.post(resume).status_code == 202
     done = wait_for(url, "Completed")
 
     assert suspended["output"] == "maintenance"
-    assert event.status_code == 202  # accepted while suspended, delivered after resuming
+    assert event.status_code == 202  # accepted while suspended, acted on after resuming
     assert still["runtimeStatus"] == "Suspended"
+    kinds = [item["EventType"] for item in still["historyEvents"]]
+    assert kinds.index("ExecutionSuspended") < kinds.index("EventRaised")
+    assert "TaskScheduled" not in kinds  # the orchestrator did not run on the event
     assert done["output"]["decision"] == "yes"
     assert httpx.post(suspend).status_code == 410
     assert httpx.post(resume).status_code == 410
@@ -337,6 +378,31 @@ def test_webhooks_require_the_system_key_when_keys_are_enforced(
     assert status(bare).status_code == 401
     assert status(bare, code="fkey").status_code == 200  # the master key (the function key)
     assert httpx.get(bare, headers={"x-functions-key": "wrong"}).status_code == 401
+
+
+def test_host_json_functions_leaves_out_orchestrators_too(
+    own_host: Callable[..., Devhost], tmp_path: Path
+) -> None:
+    allowed = ["http_start", "binding", "greeter", "say_hello"]
+    host_json = json.loads((APPS / "durable_app" / "host.json").read_text())
+    app_dir = copy_app(tmp_path, "durable_app", host_json={**host_json, "functions": allowed})
+    host = own_host(new_hub(), app_dir)
+    rpc = host.get("/api/binding").json()["rpcBaseUrl"]
+
+    excluded = httpx.post(f"{rpc}orchestrators/approval", json=None)
+    by_client = host.post("/api/start/approval")
+    links = start(host, "greeter", ["still here"]).json()
+
+    assert excluded.status_code == 400
+    assert excluded.json()["ExceptionMessage"] == (
+        "The function 'approval' doesn't exist, is disabled, or is not an orchestrator function. "
+        "Additional info: The following are the known orchestrator functions: 'greeter'."
+    )
+    assert by_client.status_code == 500  # the client's start_new raised in http_start
+    assert wait_for(links["statusQueryGetUri"], "Completed")["output"] == ["Hello still here!"]
+    listing = host.output()
+    assert "\tgreeter: orchestrationTrigger\n" in listing
+    assert "\tapproval: orchestrationTrigger" not in listing
 
 
 def test_instances_survive_a_restart(own_host: Callable[..., Devhost], tmp_path: Path) -> None:

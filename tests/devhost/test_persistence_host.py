@@ -12,9 +12,9 @@ import asyncio
 import json
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import azure.durable_functions as df
 import pytest
@@ -32,10 +32,8 @@ from devhost.durable._records import (
     message_row_key,
 )
 from devhost.durable._store import Op, TableStore, _take_chunk, delete, escape_key, upsert
+from tests.devhost.conftest import DEADLINE, output, run, until
 from tests.support.azurite import Azurite
-
-T = TypeVar("T")
-DEADLINE = 20.0
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Potential duplicate Task completion:UserWarning"),
@@ -140,26 +138,9 @@ def hosts(request: pytest.FixtureRequest) -> HostFactory:
     )
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coroutine, 90))
-
-
-def output(snapshot: Any) -> Any:
-    return json.loads(snapshot.output)
-
-
 def custom_status(host: DurableHost, instance_id: str) -> Any:
     snapshot = host.snapshot(instance_id)
     return None if snapshot is None else json.loads(snapshot.custom_status or "null")
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll an in-memory condition with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 # -- stop and start ----------------------------------------------------------------------------
@@ -289,9 +270,13 @@ def test_activities_start_once_their_work_items_are_durable() -> None:
         async with DurableHost(app, store=store, max_concurrent_activities=4) as host:
             instance_id = host.start_new("holder")
             await until(lambda: store.waiting > 0, "the work items to be written")
-            for _ in range(20):
-                await asyncio.sleep(0)
             assert HELD["runs"] == 0
+            # A bounded real-time wait: long enough for a wrongly dispatched activity (an
+            # ``async def`` on this loop) to start, while the write is still held.
+            await asyncio.sleep(0.3)
+            assert HELD["runs"] == 0
+            assert host.activity_load["running"] == 0
+            assert not store.gate.is_set()
             store.gate.set()
             done = await host.wait_for_completion(instance_id, DEADLINE)
             assert output(done) == [0, 10, 20]

@@ -10,23 +10,22 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from devhost.durable._records import TABLE
+from tests.devhost.conftest import poll
 from tests.support.azurite import Azurite
 
 SCRIPT = Path(__file__).with_name("durable_host_process.py")
 JOBS = 28
-T = TypeVar("T")
 
 
 @contextmanager
@@ -43,17 +42,6 @@ def host_process(azurite: Azurite, hub: str, record: Path, *start: str) -> Itera
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=30)
-
-
-def poll(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def executions(record: Path) -> list[tuple[str, int, int]]:

@@ -11,13 +11,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import azure.durable_functions as df
 import pytest
-from azure.durable_functions.models.utils import http_utils
 
 from devhost.durable import (
     DurableHost,
@@ -26,9 +25,7 @@ from devhost.durable import (
     OrchestrationStatus,
     RpcServer,
 )
-
-T = TypeVar("T")
-DEADLINE = 20.0
+from tests.devhost.conftest import DEADLINE, output, run, until
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Potential duplicate Task completion:UserWarning"),
@@ -234,33 +231,10 @@ def _reset_gauges() -> Iterator[None]:
     yield
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    async def bounded() -> T:
-        try:
-            return await asyncio.wait_for(coroutine, 60)
-        finally:
-            await http_utils._close_session()
-
-    return asyncio.run(bounded())
-
-
 def make_host(**options: Any) -> DurableHost:
     options.setdefault("max_concurrent_activities", 8)
     options.setdefault("max_concurrent_orchestrators", 4)
     return DurableHost(app, **options)
-
-
-def output(snapshot: Any) -> Any:
-    return json.loads(snapshot.output)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll an in-memory condition with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 # -- concurrency -------------------------------------------------------------------------------

@@ -29,8 +29,7 @@ from devhost.durable import (
     OrchestrationStatus,
     running_engine,
 )
-
-DEADLINE = 20.0
+from tests.devhost.conftest import DEADLINE, run, until
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Potential duplicate Task completion:UserWarning"),
@@ -186,7 +185,12 @@ def test_a_pending_instance_can_be_suspended_before_its_first_episode(
 
 
 def answered(host: DurableHost, instance_id: str) -> bool:
-    return any(e["EventType"] == EventType.TASK_COMPLETED for e in host.history(instance_id))
+    """The first activity's result reached the instance after it was suspended."""
+    kinds = [e["EventType"] for e in host.history(instance_id)]
+    return (
+        EventType.EXECUTION_SUSPENDED in kinds
+        and EventType.TASK_COMPLETED in kinds[kinds.index(EventType.EXECUTION_SUSPENDED) :]
+    )
 
 
 # -- the real-time host ----------------------------------------------------------------------------
@@ -205,17 +209,17 @@ def test_the_host_holds_work_while_suspended_and_resumes_it() -> None:
             )
             assert suspended.output == "hold on"
 
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + DEADLINE
-            while not answered(host, instance_id):
-                assert loop.time() < deadline, "the first result never arrived"
-                await asyncio.sleep(0.01)  # polling with a deadline
+            await until(lambda: answered(host, instance_id), "the first result")
             snapshot = host.snapshot(instance_id)
             assert snapshot is not None and snapshot.status is OrchestrationStatus.SUSPENDED
             assert len(host.activity_calls("slow_echo")) == 1
+            scheduled = [
+                e for e in host.history(instance_id) if e["EventType"] == EventType.TASK_SCHEDULED
+            ]
+            assert len(scheduled) == 1  # the orchestrator did not run on the result
 
             await asyncio.to_thread(host.resume, instance_id, "carry on")
             done = await host.wait_for_completion(instance_id, DEADLINE)
             assert json.loads(done.output or "null") == [1, 2]
 
-    asyncio.run(asyncio.wait_for(scenario(), 60))
+    run(scenario())

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Coroutine, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -64,6 +66,19 @@ async def async_echo(value: Any) -> Any:
     return {"async": value}
 
 
+@app.activity_trigger(input_name="value")
+def context_probe(value: Any, context: func.Context) -> dict[str, Any]:
+    """What the worker's ``func.Context`` tells an activity (the one HTTP functions get)."""
+    return {
+        "value": value,
+        "function_name": context.function_name,
+        "function_directory": context.function_directory,
+        "trace_parent": context.trace_context.trace_parent,
+        "retry_count": context.retry_context.retry_count,
+        "same_invocation": context.thread_local_storage.invocation_id == context.invocation_id,
+    }
+
+
 @app.activity_trigger(input_name="message")
 def explode(message: str) -> None:
     raise ValueError(message)
@@ -86,6 +101,11 @@ def sequence(context: df.DurableOrchestrationContext) -> Any:
     first = yield context.call_activity("echo", "one")
     second = yield context.call_activity("async_echo", first)
     return [first, second]
+
+
+@app.orchestration_trigger(context_name="context")
+def probe_context(context: df.DurableOrchestrationContext) -> Any:
+    return (yield context.call_activity("context_probe", "x"))
 
 
 @app.orchestration_trigger(context_name="context")
@@ -352,6 +372,19 @@ def test_sequence_completes_and_history_has_the_extension_shape(engine: DurableE
     final = events_of(engine, instance_id, EventType.EXECUTION_COMPLETED)
     assert final[0]["EventId"] == 2 and final[0]["OrchestrationStatus"] == 1
     assert engine.instance(instance_id).orchestrator_cpu_seconds > 0
+
+
+def test_an_activity_gets_the_workers_full_context(engine: DurableEngine) -> None:
+    status = engine.run_until_complete(engine.start("probe_context"))
+
+    assert status.runtime_status == "Completed"
+    probe = status.output
+    assert probe["value"] == "x"
+    assert probe["function_name"] == "context_probe"
+    assert probe["function_directory"] == str(Path(__file__).parent)
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", probe["trace_parent"])
+    assert probe["retry_count"] == 0
+    assert probe["same_invocation"] is True
 
 
 def test_is_replaying_follows_the_played_flags(engine: DurableEngine) -> None:
@@ -654,7 +687,7 @@ def test_continue_as_new_resets_history_and_passes_input(engine: DurableEngine) 
     assert status.output == 25
     info = engine.instance(instance_id)
     assert info.generations == 26
-    assert engine.max_history_length() <= 10
+    assert engine.summary().largest_history <= 10
     assert [call.input for call in engine.activity_calls("echo")] == list(range(25))
     assert status.input == '{"n": 25, "limit": 25}'
 

@@ -68,3 +68,19 @@ def approval(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="name")
 def say_hello(name: str) -> str:
     return f"Hello {name}!"
+
+
+@app.orchestration_trigger(context_name="context")
+def probe_context(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("context_probe", None))
+
+
+@app.activity_trigger(input_name="value")
+def context_probe(value: str, context: func.Context) -> dict:
+    """What the worker's func.Context tells an activity (the one HTTP functions get)."""
+    return {
+        "function_name": context.function_name,
+        "function_directory": context.function_directory,
+        "trace_parent": context.trace_context.trace_parent,
+        "same_invocation": context.thread_local_storage.invocation_id == context.invocation_id,
+    }
