@@ -34,6 +34,7 @@ import httpx  # noqa: E402
 from devhost.azurite import running_azurite  # noqa: E402
 from devhost.process import running_devhost  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
+from evalruns.domain.runs import TERMINAL  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
 QUIET_SECONDS = 0.25
@@ -80,7 +81,7 @@ def run_once(azurite: Any, jobs: int, rate: float, latency_ms: int, log: Path) -
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         probes_done = None
-        while run["status"] not in ("COMPLETED", "FAILED", "CANCELLED"):
+        while run["status"] not in TERMINAL:
             time.sleep(0.2)
             run = client.run(run["id"])
             if probes_done is None and run["status"] != "RUNNING":

@@ -29,6 +29,7 @@ import httpx  # noqa: E402
 from devhost.azurite import running_azurite  # noqa: E402
 from devhost.process import running_devhost  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
+from evalruns.domain.runs import TERMINAL  # noqa: E402
 
 MODELS = ["mock-small", "mock-large"]
 POLL_SECONDS = 0.25
@@ -124,6 +125,7 @@ def main() -> None:
         env = {
             "AzureWebJobsStorage": azurite.connection_string,
             "EVALRUNS_TASK_HUB": f"bench{suffix}",
+            "EVALRUNS_TABLE_PREFIX": f"bench{suffix}",
             "EVALRUNS_MOCK_LATENCY_MS": str(args.latency_ms),
             "AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions": str(
                 args.concurrency
@@ -140,7 +142,7 @@ def main() -> None:
             run = client.start_run(definitionId=created["id"], models=MODELS)["run"]
             print(f"run {run['id']}: {run['progress']['total']} jobs", file=sys.stderr)
             phases: dict[str, float] = {}
-            while run["status"] not in ("COMPLETED", "FAILED", "CANCELLED"):
+            while run["status"] not in TERMINAL:
                 time.sleep(POLL_SECONDS)
                 run = client.run(run["id"])
                 phases.setdefault(run["status"], round(time.monotonic() - began, 2))

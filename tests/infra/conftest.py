@@ -90,6 +90,27 @@ MUTATIONS = [
         "CKV_AZURE_145",
     ),
     Mutation(
+        "scm-tls-1.0",
+        "app/function-app.bicep",
+        "scmMinTlsVersion: '1.2'",
+        "scmMinTlsVersion: '1.0'",
+        "CKV_EVALRUNS_8",
+    ),
+    Mutation(
+        "blob-soft-delete-off",
+        "app/storage.bicep",
+        "deleteRetentionPolicy: {\n      enabled: true",
+        "deleteRetentionPolicy: {\n      enabled: false",
+        "CKV_EVALRUNS_9",
+    ),
+    Mutation(
+        "container-soft-delete-off",
+        "app/storage.bicep",
+        "containerDeleteRetentionPolicy: {\n      enabled: true",
+        "containerDeleteRetentionPolicy: {\n      enabled: false",
+        "CKV_EVALRUNS_10",
+    ),
+    Mutation(
         "ftp-enabled",
         "app/function-app.bicep",
         "ftpsState: 'Disabled'",

@@ -81,49 +81,18 @@ def run_checkov(directory: Path) -> dict[str, Any]:
         check=False,
     )
     try:
-        documents = _json_documents(completed.stdout)
+        report = json.loads(completed.stdout)
     except json.JSONDecodeError as error:
         raise ScanError(
             f"checkov exited {completed.returncode} without a JSON report:\n"
             f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
         ) from error
-    return _merge(documents)
-
-
-def _json_documents(text: str) -> list[Any]:
-    """The JSON values checkov printed (one report; tolerate several, one after the other)."""
-    decoder = json.JSONDecoder()
-    documents, position = [], 0
-    text = text.strip()
-    while position < len(text):
-        document, position = decoder.raw_decode(text, position)
-        documents.append(document)
-        while position < len(text) and text[position].isspace():
-            position += 1
-    if not documents:
-        raise json.JSONDecodeError("no JSON document", text, 0)
-    return documents
-
-
-def _merge(documents: list[Any]) -> dict[str, Any]:
-    """One report from several: results concatenated, summary counts added up."""
-    merged: dict[str, Any] = {"check_type": "bicep", "results": {}, "summary": {}}
-    for document in documents:
-        # A list holds one report per framework; only bicep is asked for.
-        reports = document if isinstance(document, list) else [document]
-        for report in reports:
-            if report.get("check_type", "bicep") != "bicep":
-                continue
-            # A bare summary (no "results") is what checkov prints when nothing was scanned.
-            for key, values in report.get("results", {}).items():
-                merged["results"].setdefault(key, []).extend(values)
-            summary = report.get("summary", report)
-            for key, value in summary.items():
-                if isinstance(value, int) and not isinstance(value, bool):
-                    merged["summary"][key] = merged["summary"].get(key, 0) + value
-                elif key == "checkov_version":
-                    merged["summary"][key] = value
-    return merged
+    if not isinstance(report, dict):
+        raise ScanError(f"checkov printed {type(report).__name__}, not one report (--framework?)")
+    if "results" not in report:
+        # With no Bicep file to scan, checkov prints only the summary counts.
+        report = {"check_type": "bicep", "results": {}, "summary": report}
+    return report
 
 
 def parse_bicep(files: list[Path]) -> dict[Path, dict[str, Any]]:

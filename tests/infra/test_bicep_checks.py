@@ -9,7 +9,10 @@ import pytest
 from tests.infra import scan
 from tests.infra.conftest import MUTATIONS, PARSE_ERROR, Mutation, Scan
 
-CUSTOM_CHECKS = {f"CKV_EVALRUNS_{n}" for n in range(1, 8)}
+# evalruns' own policies, read from their file (checkov imports it, pytest cannot).
+POLICIES = scan.ROOT / "tests/infra/checkov_policies/evalruns_policies.py"
+POLICY_SOURCE = POLICIES.read_text(encoding="utf-8")
+CUSTOM_CHECKS = set(re.findall(r'^\s+id="(CKV_EVALRUNS_\d+)",$', POLICY_SOURCE, re.MULTILINE))
 
 
 def _shown(lines: list[str], infra_scan: Scan) -> str:
@@ -47,6 +50,16 @@ def test_security_scan_finds_nothing(infra_scan: Scan) -> None:
         "Microsoft.Insights/components",
         "Microsoft.OperationalInsights/workspaces",
     } <= checked
+
+
+def test_evalruns_policies_are_read_from_their_file() -> None:
+    # One id per policy, numbered from 1 without gaps, each with an insecure variant (MUTATIONS).
+    count = POLICY_SOURCE.count("\n_expect(")
+    assert count >= 7
+    numbered = {f"CKV_EVALRUNS_{n}" for n in range(1, count + 1)}
+    assert numbered == CUSTOM_CHECKS
+    caught = {mutation.expect for mutation in MUTATIONS}
+    assert caught >= CUSTOM_CHECKS, f"no mutation for {sorted(CUSTOM_CHECKS - caught)}"
 
 
 def test_evalruns_policies_are_loaded_and_pass(infra_scan: Scan) -> None:

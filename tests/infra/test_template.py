@@ -96,13 +96,63 @@ def settings_in(value: Any) -> dict[str, Any]:
     return found
 
 
+def concat_of(value: Any) -> list[Any]:
+    """The arguments of a concat(...) call, in order."""
+    assert isinstance(value, dict) and value.get("function", {}).get("type") == "concat", value
+    parameters = value["function"]["parameters"]
+    return [parameters[f"arg_{n}"] for n in range(1, len(parameters) + 1)]
+
+
+# What main.bicep passes to the function-app module as appSettings, in this order.
+MODULE_APP_SETTINGS = [
+    "evalrunsSettings",
+    "providerEndpointSettings",
+    "providerKeySettings",
+    "durableTaskSchedulerSettings",
+]
+
+
+def site_setting_variables(templates: Templates) -> list[tuple[str, str]]:
+    """(file, variable) of each variable siteConfig.appSettings is made of, checking the wiring:
+    the site gets concat(hostSettings, appSettings), and the functionApp module's appSettings
+    is the concat of MODULE_APP_SETTINGS."""
+    app, main = templates["app/function-app.bicep"], templates["main.bicep"]
+    site = one(app, "Microsoft.Web/sites")
+    assert concat_of(site["properties"]["siteConfig"]["appSettings"]) == [
+        "hostSettings",
+        "appSettings",
+    ]
+    assert app["parameters"]["appSettings"]["type"] == "array"
+    passed = unwrap(main["modules"]["functionApp"]["config"])[0]["params"]["appSettings"]
+    assert concat_of(passed) == MODULE_APP_SETTINGS
+    return [("app/function-app.bicep", "hostSettings")] + [
+        ("main.bicep", name) for name in MODULE_APP_SETTINGS
+    ]
+
+
+def settings_of(template: dict[str, Any], value: Any) -> dict[str, Any]:
+    """The { name, value } objects a settings expression yields, through variable names, both
+    branches of a conditional and filter()."""
+    if isinstance(value, str) and value in template.get("variables", {}):
+        return settings_of(template, variable(template, value))
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
+        operands = value["operator"]["operands"]
+        return {
+            **settings_of(template, operands["true_value"]),
+            **settings_of(template, operands["false_value"]),
+        }
+    if isinstance(value, dict) and value.get("function", {}).get("type") == "filter":
+        return settings_of(template, value["function"]["parameters"]["input_array"])
+    return settings_in(value)
+
+
 @pytest.fixture(scope="module")
 def app_settings(templates: Templates) -> dict[str, Any]:
-    """Every app setting the template can set, by name (values as pycep has them)."""
+    """Every app setting the site can get, by name (values as pycep has them): only from the
+    variables that reach siteConfig.appSettings."""
     found: dict[str, Any] = {}
-    for key in ("main.bicep", "app/function-app.bicep"):
-        for var in templates[key].get("variables", {}).values():
-            found.update(settings_in(var["value"]))
+    for key, name in site_setting_variables(templates):
+        found.update(settings_of(templates[key], name))
     return found
 
 
@@ -257,6 +307,7 @@ def test_flex_consumption_function_app(templates: Templates) -> None:
     assert properties["httpsOnly"] is True
     assert properties["keyVaultReferenceIdentity"] == "identityId"
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
+    assert properties["siteConfig"]["scmMinTlsVersion"] == "1.2"  # the Kudu/deployment endpoint
     assert properties["siteConfig"]["ftpsState"] == "Disabled"
     config = properties["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "pythonVersion"}
@@ -288,6 +339,9 @@ def test_storage_account_tables_and_containers(templates: Templates) -> None:
     assert account["allowBlobPublicAccess"] is False
     assert account["minimumTlsVersion"] == "TLS1_2"
     assert account["supportsHttpsTrafficOnly"] is True
+    blob_service = one(storage, "Microsoft.Storage/storageAccounts/blobServices")["properties"]
+    for policy in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"):  # soft delete
+        assert blob_service[policy] == {"enabled": True, "days": 7}, policy
     containers = resources(storage, "Microsoft.Storage/storageAccounts/blobServices/containers")
     assert {c["name"] for c in containers.values()} == {"deploymentContainerName", "containerName"}
     assert all(c["properties"]["publicAccess"] == "None" for c in containers.values())
@@ -325,6 +379,22 @@ def test_key_vault_is_rbac_only_and_holds_no_secret_values(templates: Templates)
 
 
 # ---- app settings ----
+
+
+def test_app_settings_reach_the_site(templates: Templates) -> None:
+    """The app_settings fixture (read by the tests below) holds what reaches the site."""
+    sources = site_setting_variables(templates)
+    assert sources == [
+        ("app/function-app.bicep", "hostSettings"),
+        ("main.bicep", "evalrunsSettings"),
+        ("main.bicep", "providerEndpointSettings"),
+        ("main.bicep", "providerKeySettings"),
+        ("main.bicep", "durableTaskSchedulerSettings"),
+    ]
+    by_source = {name: settings_of(templates[key], name) for key, name in sources}
+    assert "AzureWebJobsStorage__credential" in by_source["hostSettings"]
+    assert "EVALRUNS_TABLE_PREFIX" in by_source["evalrunsSettings"]
+    assert "DURABLE_TASK_SCHEDULER_CONNECTION_STRING" in by_source["durableTaskSchedulerSettings"]
 
 
 def test_identity_based_host_storage_and_telemetry(app_settings: dict[str, Any]) -> None:
@@ -379,9 +449,61 @@ def test_provider_endpoints_are_plain_settings_when_set(templates: Templates) ->
     for name, param in endpoints.items():
         assert params[param]["type"] == "string", name
         assert params[param]["default"] == "", name
-    assert "filter(providerEndpointSettingList, setting => !empty(setting.value))" in text(
-        "main.bicep"
-    )
+    # One { name, value } per endpoint...
+    assert variable(main, "providerEndpointSettingList") == {
+        "loop_type": {
+            "type": "object",
+            "detail": {"item_name": "endpoint", "object_name": "providerEndpoints"},
+        },
+        "condition": None,
+        "config": {
+            "name": {
+                "operator": {
+                    "type": "property_accessor",
+                    "operands": {"operand_1": "endpoint", "operand_2": "key"},
+                }
+            },
+            "value": {
+                "operator": {
+                    "type": "property_accessor",
+                    "operands": {"operand_1": "endpoint", "operand_2": "value"},
+                }
+            },
+        },
+    }
+    # ...and only the ones set: filter(providerEndpointSettingList, s => !empty(s.value)).
+    assert variable(main, "providerEndpointSettings") == {
+        "function": {
+            "type": "filter",
+            "parameters": {
+                "input_array": "providerEndpointSettingList",
+                "input_element": "setting",
+                "expression": {
+                    "operator": {
+                        "type": "not",
+                        "operands": {
+                            "bool_value": {
+                                "function": {
+                                    "type": "empty",
+                                    "parameters": {
+                                        "item_to_test": {
+                                            "operator": {
+                                                "type": "property_accessor",
+                                                "operands": {
+                                                    "operand_1": "setting",
+                                                    "operand_2": "value",
+                                                },
+                                            }
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            },
+        }
+    }
 
 
 def test_provider_keys_are_key_vault_references(templates: Templates, app_settings: Any) -> None:
@@ -395,7 +517,23 @@ def test_provider_keys_are_key_vault_references(templates: Templates, app_settin
         "value": "@Microsoft.KeyVault(VaultName=${names.keyVault};"
         "SecretName=${replace(keyName, '_', '-')})",
     }
-    assert "intersection(knownProviderKeys, requestedProviderKeys)" in text("main.bicep")
+    # Only known keys become settings: intersection(knownProviderKeys, requestedProviderKeys).
+    assert variable(main, "providerKeyNames") == {
+        "function": {
+            "type": "intersection",
+            "parameters": {"arg_1": "knownProviderKeys", "arg_2": "requestedProviderKeys"},
+        }
+    }
+    # requestedProviderKeys = split(toUpper(replace(providerKeys, ' ', '')), ',')
+    requested = variable(main, "requestedProviderKeys")["function"]
+    assert requested["type"] == "split"
+    assert requested["parameters"]["delimiter"] == ","
+    upper = requested["parameters"]["input_string"]["function"]
+    assert upper["type"] == "to_upper"
+    assert upper["parameters"]["string_to_change"]["function"] == {
+        "type": "replace",
+        "parameters": {"original_string": "providerKeys", "old_string": " ", "new_string": ""},
+    }
 
 
 def test_nothing_secret_in_plain_text(app_settings: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 checkov's built-in Bicep/ARM checks do not cover these settings, which are the security
 posture the README promises: no shared keys, no public blobs, no local auth on telemetry,
-RBAC-only Key Vault, no basic publishing credentials, identity-based deployment storage.
+RBAC-only Key Vault, no basic publishing credentials, identity-based deployment storage, TLS 1.2
+on the SCM (deployment) endpoint, blob and container soft delete.
 Each check fails when the setting is missing too, so a default can never slip through.
 
 This file is imported by checkov (its own virtualenv), not by pytest.
@@ -113,4 +114,28 @@ _expect(
     key="properties/functionAppConfig/deployment/storage/authentication/type",
     expected=("UserAssignedIdentity", "SystemAssignedIdentity"),
     category=CheckCategories.IAM,
+)
+_expect(
+    id="CKV_EVALRUNS_8",
+    name="Function app SCM (deployment) endpoint requires TLS 1.2 or later",
+    resource="Microsoft.Web/sites",
+    key="properties/siteConfig/scmMinTlsVersion",
+    expected=("1.2", "1.3"),
+    category=CheckCategories.NETWORKING,
+)
+_expect(
+    id="CKV_EVALRUNS_9",
+    name="Blob soft delete is enabled",
+    resource="Microsoft.Storage/storageAccounts/blobServices",
+    key="properties/deleteRetentionPolicy/enabled",
+    expected=(True,),
+    category=CheckCategories.BACKUP_AND_RECOVERY,
+)
+_expect(
+    id="CKV_EVALRUNS_10",
+    name="Container soft delete is enabled",
+    resource="Microsoft.Storage/storageAccounts/blobServices",
+    key="properties/containerDeleteRetentionPolicy/enabled",
+    expected=(True,),
+    category=CheckCategories.BACKUP_AND_RECOVERY,
 )
