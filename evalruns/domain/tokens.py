@@ -1,4 +1,5 @@
-"""Token estimates from text length, shared by the mock provider and cost estimates."""
+"""Token estimates from text length and the one pricing formula, shared by the mock provider,
+cost estimates and the cost of calls made."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def estimate_tokens(chars: int) -> int:
 def cost_usd(
     input_tokens: int, output_tokens: int, input_per_million: float, output_per_million: float
 ) -> float:
+    """Dollars for these token counts at prices per million tokens."""
+    if input_tokens < 0 or output_tokens < 0:
+        raise ValueError("token counts cannot be negative")
     return (
         input_tokens * input_per_million + output_tokens * output_per_million
     ) / TOKENS_PER_MILLION

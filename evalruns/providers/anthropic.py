@@ -18,14 +18,14 @@ from evalruns.providers.base import CompletionRequest, CompletionResult, ErrorCo
 from evalruns.providers.http_errors import (
     classify_status,
     error_detail,
+    error_object,
     longest_wait,
     retry_after_header,
     seconds_until,
 )
-from evalruns.providers.http_provider import HttpProvider, text_field, token_count
+from evalruns.providers.http_provider import HttpProvider, split_system, text_field, token_count
 
 DEFAULT_PROVIDER_NAME = "anthropic"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The API version this module speaks; Anthropic keeps old versions working, so it is pinned.
 ANTHROPIC_VERSION = "2023-06-01"
 MESSAGES_PATH = "/v1/messages"
@@ -63,7 +63,6 @@ _ERROR_TYPES = {
 class AnthropicProvider(HttpProvider):
     """A `Provider` for Anthropic's Messages API (or a gateway that speaks it)."""
 
-    default_base_url = DEFAULT_BASE_URL
     default_name = DEFAULT_PROVIDER_NAME
 
     @property
@@ -110,8 +109,7 @@ class AnthropicProvider(HttpProvider):
         )
 
     def _classify(self, status: int, data: Any, text: str) -> ErrorCode:
-        error = data.get("error") if isinstance(data, dict) else None
-        kind = text_field(error, "type") if isinstance(error, dict) else None
+        kind = text_field(error_object(data), "type")
         return _ERROR_TYPES.get(kind or "") or classify_status(status, text)
 
     def _retry_after(self, response: httpx.Response, data: Any) -> float | None:
@@ -128,15 +126,13 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
 
 
 def _body(request: CompletionRequest) -> dict[str, Any]:
-    system = [message.content for message in request.messages if message.role == "system"]
+    system, conversation = split_system(request.messages)
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "messages": [
-            {"role": message.role, "content": message.content}
-            for message in request.messages
-            if message.role != "system"
+            {"role": message.role, "content": message.content} for message in conversation
         ],
     }
     if system:

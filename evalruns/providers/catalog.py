@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from evalruns.domain import tokens
+
 if TYPE_CHECKING:
     from evalruns.settings import Settings
 
@@ -25,7 +27,6 @@ CATALOG_RESOURCE = "catalog.json"
 MOCK_API = "mock"
 PROVIDER_SEPARATOR = ":"
 VERSION_SEPARATOR = "@"
-TOKENS_PER_PRICE_UNIT = 1_000_000
 # Model and provider ids become storage keys and appear in `provider:model@version`, so they are
 # lower-case and free of separators.
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -81,15 +82,22 @@ class ProviderInfo(BaseModel):
         """The configured API version, or None to use the provider module's default."""
         return settings.provider_value(self.api_version_env) or None
 
-    def missing_setting(self, settings: Settings) -> str | None:
-        """The environment variable that must be set before this provider can be called."""
+    def missing_settings(self, settings: Settings) -> list[str]:
+        """Every environment variable still to set before this provider can be called, so an
+        operator learns all of them at once."""
         if self.api == MOCK_API:
-            return None
-        if self.resolve_base_url(settings) is None:
-            return self.base_url_env
-        if self.key_required and self.resolve_api_key(settings) is None:
-            return self.key_env
-        return None
+            return []
+        missing: list[str] = []
+        if self.resolve_base_url(settings) is None and self.base_url_env:
+            missing.append(self.base_url_env)
+        if self.key_required and self.resolve_api_key(settings) is None and self.key_env:
+            missing.append(self.key_env)
+        return missing
+
+    def missing_setting(self, settings: Settings) -> str | None:
+        """The first of `missing_settings`, or None when the provider can be called."""
+        missing = self.missing_settings(settings)
+        return missing[0] if missing else None
 
 
 class ModelInfo(BaseModel):
@@ -134,12 +142,10 @@ class ResolvedModel(BaseModel):
         return f"{self.model_id}{VERSION_SEPARATOR}{self.version}"
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        if input_tokens < 0 or output_tokens < 0:
-            raise ValueError("token counts cannot be negative")
-        return (
-            input_tokens * self.cost_input_per_million
-            + output_tokens * self.cost_output_per_million
-        ) / TOKENS_PER_PRICE_UNIT
+        """What a call with these token counts cost at this model's prices."""
+        return tokens.cost_usd(
+            input_tokens, output_tokens, self.cost_input_per_million, self.cost_output_per_million
+        )
 
 
 class _CatalogFile(BaseModel):

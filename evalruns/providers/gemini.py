@@ -21,13 +21,13 @@ from evalruns.providers.base import CompletionRequest, CompletionResult, ErrorCo
 from evalruns.providers.http_errors import (
     classify_status,
     error_detail,
+    error_object,
     parse_duration,
     retry_after_header,
 )
-from evalruns.providers.http_provider import HttpProvider, text_field, token_count
+from evalruns.providers.http_provider import HttpProvider, split_system, text_field, token_count
 
 DEFAULT_PROVIDER_NAME = "google"
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_PREFIX = "/v1beta"
 KEY_HEADER = "x-goog-api-key"
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
@@ -67,8 +67,6 @@ class GeminiProvider(HttpProvider):
     """A `Provider` for the Gemini API's `generateContent`."""
 
     listing_field = "models"
-
-    default_base_url = DEFAULT_BASE_URL
     default_name = DEFAULT_PROVIDER_NAME
 
     def url_for(self, model: str) -> str:
@@ -142,7 +140,7 @@ class GeminiProvider(HttpProvider):
         )
 
     def _classify(self, status: int, data: Any, text: str) -> ErrorCode:
-        error = _error_object(data)
+        error = error_object(data)
         if any(
             detail.get("@type") == ERROR_INFO_TYPE and detail.get("reason") in BAD_KEY_REASONS
             for detail in _details(error)
@@ -162,16 +160,11 @@ def parse_retry_after(
     standard = retry_after_header(headers, now)
     if standard is not None:
         return standard
-    for detail in _details(_error_object(data)):
+    for detail in _details(error_object(data)):
         if detail.get("@type") == RETRY_INFO_TYPE:
             delay = detail.get("retryDelay")
             return parse_duration(delay) if isinstance(delay, str) else None
     return None
-
-
-def _error_object(data: Any) -> dict[str, Any]:
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, dict) else {}
 
 
 def _details(error: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,12 +175,11 @@ def _details(error: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _body(request: CompletionRequest) -> dict[str, Any]:
-    system = [message.content for message in request.messages if message.role == "system"]
+    system, conversation = split_system(request.messages)
     body: dict[str, Any] = {
         "contents": [
             {"role": _ROLES[message.role], "parts": [{"text": message.content}]}
-            for message in request.messages
-            if message.role != "system"
+            for message in conversation
         ],
         "generationConfig": {
             "temperature": request.temperature,

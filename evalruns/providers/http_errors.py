@@ -90,6 +90,13 @@ def safe_detail(detail: str, secret: str | None) -> str:
     return detail
 
 
+def error_object(data: Any) -> dict[str, Any]:
+    """The `error` object of an `{"error": {...}}` body (OpenAI, Anthropic, Google), or `{}`,
+    so typed classifications read its fields without checking the shape each time."""
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
 def error_detail(data: Any) -> str | None:
     """The provider's explanation from an `{"error": {...}}` body (OpenAI, Anthropic, Google)
     or a flat one (`{"message": ...}`, `{"detail": ...}` from local servers)."""

@@ -8,7 +8,7 @@ timeouts, JSON checks, retry hints and safe error messages are done here, the sa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
 import httpx
@@ -18,6 +18,7 @@ from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
     ErrorCode,
+    Message,
     ProviderError,
 )
 from evalruns.providers.http_errors import (
@@ -29,36 +30,34 @@ from evalruns.providers.http_errors import (
 )
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
-# A health check must answer quickly even when calls may take minutes.
-CHECK_TIMEOUT_SECONDS = 10.0
 
 
 class HttpProvider(ABC):
     """A `Provider` over httpx. It owns its client unless one is passed in.
 
     `check()` makes the cheapest authenticated call the API has (listing models) and raises the
-    same classified `ProviderError`s as `complete()`.
+    same classified `ProviderError`s as `complete()`, within the same `timeout_seconds`: whoever
+    builds a provider for health checks (`registry.check_provider`) decides how short that is.
+    The base URL is always given: the catalog holds each provider's, so no module repeats it.
     """
 
     # The field of the model listing that `check()` expects to be a list.
     listing_field: ClassVar[str] = "data"
-    # Where the API lives and what errors are prefixed with, unless the caller says otherwise.
-    default_base_url: ClassVar[str | None] = None
+    # What errors are prefixed with, unless the caller says otherwise.
     default_name: ClassVar[str] = "provider"
 
     def __init__(
         self,
         api_key: str | None,
-        base_url: str | None = None,
+        base_url: str,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         client: httpx.AsyncClient | None = None,
         *,
         name: str | None = None,
     ) -> None:
-        base = base_url or self.default_base_url
-        if not base:
+        if not base_url:
             raise ValueError(f"{type(self).__name__} needs a base URL")
-        self.base_url = base.rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self.name = name or self.default_name
         self._api_key = api_key or None
         try:
@@ -83,11 +82,7 @@ class HttpProvider(ABC):
 
     async def check(self) -> None:
         """Raise a ProviderError unless the API answers an authenticated model listing."""
-        response = await self._send(
-            "GET",
-            self._listing_url(),
-            timeout_seconds=min(self.timeout_seconds, CHECK_TIMEOUT_SECONDS),
-        )
+        response = await self._send("GET", self._listing_url())
         listing = self._json_object(response)
         if not isinstance(listing.get(self.listing_field), list):
             self._malformed(f"the model listing has no {self.listing_field!r} list", response)
@@ -102,17 +97,20 @@ class HttpProvider(ABC):
         url: httpx.URL,
         *,
         body: Mapping[str, Any] | None = None,
-        timeout_seconds: float | None = None,
     ) -> httpx.Response:
-        """The response to one request, which succeeded; anything else raises a ProviderError."""
-        timeout = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        """The response to one request, which succeeded; anything else raises a ProviderError.
+
+        The timeout goes with each request, so a client shared by providers with different
+        timeouts (the registry's, one per event loop) applies each provider's own.
+        """
         headers = {"Accept": "application/json", **self._headers()}
+        timeout = httpx.Timeout(self.timeout_seconds)
         try:
             response = await self._client.request(
-                method, url, json=body, headers=headers, timeout=httpx.Timeout(timeout)
+                method, url, json=body, headers=headers, timeout=timeout
             )
         except httpx.HTTPError as exc:
-            code, detail = transport_failure(exc, url.host, timeout)
+            code, detail = transport_failure(exc, url.host, self.timeout_seconds)
             raise self._error(detail, code=code) from exc
         if not response.is_success:
             raise self._status_error(response)
@@ -179,6 +177,13 @@ class HttpProvider(ABC):
             status_code=status_code,
             retry_after=retry_after,
         )
+
+
+def split_system(messages: Sequence[Message]) -> tuple[list[str], list[Message]]:
+    """The system prompts' texts and the rest of the conversation, in order, for the APIs that
+    take the system prompt apart from the messages (Anthropic, Gemini)."""
+    system = [message.content for message in messages if message.role == "system"]
+    return system, [message for message in messages if message.role != "system"]
 
 
 def token_count(usage: object, *fields: str) -> int:

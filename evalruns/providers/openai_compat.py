@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 
-from evalruns.providers.base import CompletionRequest, CompletionResult, FinishReason
+from evalruns.providers.base import CompletionRequest, CompletionResult, ErrorCode, FinishReason
 from evalruns.providers.http_errors import (
+    classify_status,
     error_detail,
+    error_object,
     longest_wait,
     parse_duration,
     retry_after_header,
@@ -39,6 +41,12 @@ _FINISH_REASONS = {
     "stop": FinishReason.STOP,
     "length": FinishReason.LENGTH,
     "content_filter": FinishReason.CONTENT_FILTER,
+}
+# Error codes (or types) whose status alone misleads: OpenAI answers an account without credit
+# with 429 `insufficient_quota`, which no retry fixes, like Anthropic's billing_error or
+# DeepSeek's 402.
+_ERROR_CODES = {
+    "insufficient_quota": ErrorCode.AUTHENTICATION,
 }
 
 
@@ -83,6 +91,14 @@ class ChatCompletionsProvider(HttpProvider):
             finish_reason=_FINISH_REASONS.get(text_field(choice, "finish_reason") or "")
             or FinishReason.OTHER,
         )
+
+    def _classify(self, status: int, data: Any, text: str) -> ErrorCode:
+        error = error_object(data)
+        for field in ("code", "type"):
+            code = _ERROR_CODES.get(text_field(error, field) or "")
+            if code is not None:
+                return code
+        return classify_status(status, text)
 
     def _retry_after(self, response: httpx.Response, data: Any) -> float | None:
         return parse_retry_after(response.headers)

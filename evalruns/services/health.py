@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 
 PROVIDER_CACHE_SECONDS = 300.0
 MIN_REFRESH_SECONDS = 10.0
+# The provider's own timeout for its check, so a slow provider is a classified TIMEOUT naming its
+# host. httpx applies it to each phase (connect, then read), so the whole check is abandoned only
+# after twice as long, as a backstop.
 PROVIDER_CHECK_TIMEOUT_SECONDS = 5.0
+PROVIDER_CHECK_PHASES = 2
 # Per connect and per read, without retries; the whole call is abandoned after the wait.
 STORAGE_TIMEOUT_SECONDS = 3.0
 STORAGE_WAIT_SECONDS = 7.0
@@ -296,7 +300,7 @@ async def provider_health(
 async def _provider(
     info: ProviderInfo, settings: Settings, catalog: Catalog, refresh: bool
 ) -> ProviderHealth:
-    missing = _missing_settings(info, settings)
+    missing = info.missing_settings(settings)
     if missing:
         return ProviderHealth(
             id=info.id,
@@ -322,14 +326,18 @@ async def _check(info: ProviderInfo, settings: Settings, catalog: Catalog) -> Pr
     started = time.monotonic()
     error: str | None = None
     code: str | None = None
+    deadline = PROVIDER_CHECK_TIMEOUT_SECONDS * PROVIDER_CHECK_PHASES
     try:
         await asyncio.wait_for(
-            check_provider(info.id, settings, catalog), PROVIDER_CHECK_TIMEOUT_SECONDS
+            check_provider(
+                info.id, settings, catalog, timeout_seconds=PROVIDER_CHECK_TIMEOUT_SECONDS
+            ),
+            deadline,
         )
     except ProviderError as exc:
         error, code = exc.message, exc.code.value
     except TimeoutError:
-        error, code = f"no answer within {PROVIDER_CHECK_TIMEOUT_SECONDS:g}s", "TIMEOUT"
+        error, code = f"no answer within {deadline:g}s", "TIMEOUT"
     except ProviderNotConfiguredError as exc:  # settings changed between the two reads
         error, code = str(exc), NOT_CONFIGURED
     except Exception as exc:
@@ -345,18 +353,6 @@ async def _check(info: ProviderInfo, settings: Settings, catalog: Catalog) -> Pr
         last_checked=utcnow(),
         latency_ms=_millis(started),
     )
-
-
-def _missing_settings(info: ProviderInfo, settings: Settings) -> list[str]:
-    """Every variable still to set before the provider can be called (not only the first)."""
-    if info.api == MOCK_API:
-        return []
-    missing = []
-    if info.resolve_base_url(settings) is None and info.base_url_env:
-        missing.append(info.base_url_env)
-    if info.key_required and info.resolve_api_key(settings) is None and info.key_env:
-        missing.append(info.key_env)
-    return missing
 
 
 def _fingerprint(info: ProviderInfo, settings: Settings) -> str:
@@ -528,7 +524,7 @@ def _warnings(
     for info in catalog.providers.values():
         names = (info.key_env, info.base_url_env, info.api_version_env)
         partly = any(settings.provider_value(name) for name in names if name)
-        missing = _missing_settings(info, settings)
+        missing = info.missing_settings(settings)
         if partly and missing:
             warnings.append(f"{info.name} is not available: set {' and '.join(missing)}")
     try:

@@ -14,37 +14,19 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_http import (
-    HOST,
-    IDLE_CONNECTION_SECONDS,
-    SHUTDOWN_POLL_SECONDS,
-    FakeHttpServer,
-    RecordedRequest,
-    ScriptedResponse,
-    json_bytes,
-)
+from tests.support.fake_http import FakeHttpServer, RecordedRequest, json_bytes
 
 __all__ = [
-    "API_PREFIX",
-    "AZURE_API_VERSIONS",
     "COMPLETIONS_PATH",
-    "DEFAULT_COMPLETION_TOKENS",
     "DEFAULT_CONTENT",
-    "DEFAULT_PROMPT_TOKENS",
-    "HOST",
-    "IDLE_CONNECTION_SECONDS",
     "MODELS_PATH",
-    "SHUTDOWN_POLL_SECONDS",
     "FakeAzureOpenAIServer",
     "FakeOpenAIServer",
-    "RecordedRequest",
-    "ScriptedResponse",
     "azure_error_body",
     "completion_body",
     "error_body",
     "fake_azure_openai",
     "fake_openai",
-    "json_bytes",
 ]
 
 API_PREFIX = "/v1"

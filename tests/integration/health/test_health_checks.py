@@ -90,7 +90,22 @@ def test_a_provider_slower_than_the_check_timeout_is_reported_as_timeout(
     assert time.monotonic() - started < 3
     assert item["connected"] is False
     assert item["errorCode"] == "TIMEOUT"
-    assert item["error"] == "no answer within 0.3s"
+    # The provider's own classified timeout, naming the host, not the backstop's generic one.
+    assert item["error"] == "openai: no response from 127.0.0.1 within 0.3s"
+
+
+def test_a_check_that_outlasts_the_provider_timeout_is_abandoned_at_the_backstop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def hangs(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(health, "PROVIDER_CHECK_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(health, "check_provider", hangs)
+    with refused_port() as port:
+        item = openai_health(openai_settings(f"http://127.0.0.1:{port}"))
+    assert item["errorCode"] == "TIMEOUT"
+    assert item["error"] == "no answer within 0.2s"  # both phases' worth
 
 
 def test_checks_run_in_parallel(fake_openai: FakeOpenAIServer) -> None:
@@ -131,7 +146,7 @@ def test_errors_never_carry_a_key_even_when_the_server_echoes_it(
 def test_an_unexpected_failure_is_reported_without_its_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def broken(*args: object) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"boom {OPENAI_KEY}")
 
     monkeypatch.setattr(health, "check_provider", broken)

@@ -33,6 +33,7 @@ class Family:
     key_header: str
     listing_route: str
     listing_query: dict[str, str]
+    key_scheme: str = ""  # what precedes the key in its header (`Bearer ` for OpenAI)
 
     def provider(
         self,
@@ -42,9 +43,19 @@ class Family:
     ) -> HttpProvider:
         return self.build(base_url, self.key, timeout_seconds, client)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no error may contain: the key, and the key header's scheme if it has one (a
+        sign that the header itself was echoed)."""
+        scheme = self.key_scheme.strip()
+        return (self.key, scheme) if scheme else (self.key,)
+
     def sent_key(self, headers: dict[str, str]) -> str | None:
+        """The key as sent, or None when the header or its scheme is missing."""
         value = headers.get(self.key_header)
-        return value.removeprefix("Bearer ") if value is not None else None
+        if value is None or not value.startswith(self.key_scheme):
+            return None
+        return value.removeprefix(self.key_scheme)
 
     def call(
         self,
@@ -61,7 +72,7 @@ class Family:
     def fail(self, server: FakeHttpServer, *responses: ScriptedResponse) -> ProviderError:
         """The error a call raises once `server` answers with `responses`."""
         server.enqueue(*responses)
-        return raised(lambda: self.call(server), self.key)
+        return raised(lambda: self.call(server), *self.secrets)
 
     def answer(self, server: FakeHttpServer, body: dict[str, Any]) -> CompletionResult:
         """The result of a call that `server` answers with `body`."""
@@ -79,6 +90,7 @@ FAMILIES = [
         key_header="authorization",
         listing_route="/v1/models",
         listing_query={},
+        key_scheme="Bearer ",
     ),
     Family(
         id="azure-openai",

@@ -23,6 +23,14 @@ from tests.integration.providers.calls import (
 from tests.integration.providers.families import FAMILIES, Family
 from tests.support.fake_http import FakeHttpServer, ScriptedResponse
 
+# What each family says of a JSON object that holds no answer at all.
+NO_ANSWER_REASONS = {
+    "openai": "no choices (no error given)",
+    "azure-openai": "no choices (no error given)",
+    "anthropic": "no content (no error given)",
+    "gemini": "no candidates (no error given)",
+}
+
 
 def in_an_hour() -> str:
     """An HTTP date an hour ahead, made when the test runs (not when it is collected)."""
@@ -72,7 +80,7 @@ def test_check_reports_a_rejected_key_without_echoing_it(
 ) -> None:
     server.enqueue(ScriptedResponse(status=401, body=f"invalid key {family.key}".encode()))
 
-    error = raised(lambda: check(family.provider(server.base_url)), family.key)
+    error = raised(lambda: check(family.provider(server.base_url)), *family.secrets)
 
     assert error.code is ErrorCode.AUTHENTICATION
     assert error.status_code == 401
@@ -82,7 +90,7 @@ def test_check_reports_a_rejected_key_without_echoing_it(
 def test_check_refuses_a_listing_of_the_wrong_shape(family: Family, server: FakeHttpServer) -> None:
     server.enqueue(ScriptedResponse(body=b'{"object": "list"}'))
 
-    error = raised(lambda: check(family.provider(server.base_url)), family.key)
+    error = raised(lambda: check(family.provider(server.base_url)), *family.secrets)
 
     assert error.code is ErrorCode.MALFORMED_RESPONSE
 
@@ -91,7 +99,7 @@ def test_check_times_out_with_the_client_timeout(family: Family, server: FakeHtt
     server.enqueue(ScriptedResponse(delay=10.0))
     provider = family.provider(server.base_url, timeout_seconds=SHORT_TIMEOUT_SECONDS)
 
-    error = raised(lambda: check(provider), family.key)
+    error = raised(lambda: check(provider), *family.secrets)
 
     assert error.code is ErrorCode.TIMEOUT
     assert error.retryable
@@ -100,7 +108,9 @@ def test_check_times_out_with_the_client_timeout(family: Family, server: FakeHtt
 def test_timeout(family: Family, server: FakeHttpServer) -> None:
     server.enqueue(ScriptedResponse(delay=10.0))
 
-    error = raised(lambda: family.call(server, timeout_seconds=SHORT_TIMEOUT_SECONDS), family.key)
+    error = raised(
+        lambda: family.call(server, timeout_seconds=SHORT_TIMEOUT_SECONDS), *family.secrets
+    )
 
     assert error.code is ErrorCode.TIMEOUT
     assert error.retryable
@@ -114,7 +124,7 @@ def test_connection_refused_is_a_network_error(family: Family, action: str) -> N
 
     error = raised(
         lambda: family.call(url) if action == "complete" else check(family.provider(url)),
-        family.key,
+        *family.secrets,
     )
 
     assert error.code is ErrorCode.NETWORK
@@ -132,7 +142,7 @@ def test_a_dropped_connection_is_a_network_error(family: Family, server: FakeHtt
 
 @pytest.mark.parametrize("base_url", ["api.example.com", "http://[::1/v1"])
 def test_a_bad_base_url_is_not_retried(family: Family, base_url: str) -> None:
-    error = raised(lambda: family.call(base_url), family.key)
+    error = raised(lambda: family.call(base_url), *family.secrets)
 
     assert error.code is ErrorCode.INVALID_REQUEST
     assert not error.retryable
@@ -145,12 +155,13 @@ def test_a_bad_base_url_is_not_retried(family: Family, base_url: str) -> None:
         (b"", "not JSON"),
         (b"[1, 2, 3]", "not a JSON object"),
         (b'"ok"', "not a JSON object"),
-        (b"{}", ""),
+        (b"{}", None),  # each family's own reason: see NO_ANSWER_REASONS
     ],
 )
 def test_unreadable_success_bodies_are_malformed(
-    family: Family, server: FakeHttpServer, body: bytes, reason: str
+    family: Family, server: FakeHttpServer, body: bytes, reason: str | None
 ) -> None:
+    reason = reason or NO_ANSWER_REASONS[family.id]
     error = family.fail(server, ScriptedResponse(body=body))
 
     assert error.code is ErrorCode.MALFORMED_RESPONSE
@@ -232,7 +243,7 @@ def test_an_unexpected_redirect_is_malformed(family: Family, server: FakeHttpSer
 def test_an_unknown_route_is_not_found(family: Family, server: FakeHttpServer) -> None:
     error = raised(
         lambda: family.call(server.root_url + "/nowhere"),
-        family.key,
+        *family.secrets,
     )
 
     assert error.code is ErrorCode.NOT_FOUND
@@ -240,8 +251,13 @@ def test_an_unknown_route_is_not_found(family: Family, server: FakeHttpServer) -
 
 
 def test_an_injected_client_is_used_and_left_open(family: Family, server: FakeHttpServer) -> None:
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request.method)
+
     async def run() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
             provider = family.provider(server.base_url, client=client)
             await provider.complete(request_for(family.model))
             await provider.check()
@@ -249,4 +265,5 @@ def test_an_injected_client_is_used_and_left_open(family: Family, server: FakeHt
             return client.is_closed
 
     assert asyncio.run(run()) is False
+    assert sent == ["POST", "GET"]  # both went through the injected client
     assert len(server.requests) == 2

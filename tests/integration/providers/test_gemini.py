@@ -321,7 +321,9 @@ def test_check_provider_reports_the_failure(fake_gemini: FakeGeminiServer) -> No
     body = error_body(503, "UNAVAILABLE", "The service is currently unavailable.")
     fake_gemini.enqueue(ScriptedResponse(status=503, body=body))
 
-    error = raised(lambda: asyncio.run(check_provider("google", Settings(provider_env=env))))
+    error = raised(
+        lambda: asyncio.run(check_provider("google", Settings(provider_env=env))), API_KEY
+    )
 
     assert error.code is ErrorCode.SERVER_ERROR
     assert "currently unavailable" in error.message

@@ -1,83 +1,45 @@
+"""The OpenAI-compatible provider against a fake OpenAI API over real HTTP: what is particular
+to chat completions (what the family-wide cases in test_all_families do not cover)."""
+
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import httpx
 import pytest
 
-from evalruns.providers.base import (
-    CompletionRequest,
-    CompletionResult,
-    ErrorCode,
-    FinishReason,
-    Message,
-    ProviderError,
-)
+from evalruns.providers.base import CompletionResult, ErrorCode, FinishReason
 from evalruns.providers.catalog import load_catalog
+from evalruns.providers.http_provider import HttpProvider
 from evalruns.providers.openai_compat import OpenAICompatibleProvider
 from evalruns.providers.registry import open_provider
 from evalruns.settings import Settings
-from tests.integration.providers.calls import (
-    SHORT_TIMEOUT_SECONDS,
-    check,
-    complete,
-    http_date_in,
-    raised,
-    refused_url,
-)
+from tests.integration.providers.calls import check, complete, raised, request_for
+from tests.integration.providers.families import OPENAI
+from tests.support.fake_http import ScriptedResponse, json_bytes
 from tests.support.fake_openai import (
     COMPLETIONS_PATH,
     DEFAULT_CONTENT,
     MODELS_PATH,
     FakeOpenAIServer,
-    ScriptedResponse,
     completion_body,
     error_body,
-    json_bytes,
 )
 
-API_KEY = "sk-proj-TESTKEY-5c1b7e2d9a4f"
-
-REQUEST = CompletionRequest(
-    model="gpt-4o-mini-2024-07-18",
-    messages=[
-        Message(role="system", content="Answer with a rating from 1 to 5."),
-        Message(role="user", content="A driver sees a red light at 3am. Rate the urge to stop."),
-    ],
-    temperature=0.2,
-    max_tokens=256,
+API_KEY = OPENAI.key
+# OpenAI's answer to a key whose account has no credit left, as the API sends it.
+INSUFFICIENT_QUOTA = error_body(
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+    "insufficient_quota",
+    "insufficient_quota",
 )
-
-
-def in_an_hour() -> str:
-    """An HTTP date an hour ahead, made when the test runs (not when it is collected)."""
-    return http_date_in(3600)
-
-
-def call(
-    base_url: str,
-    api_key: str | None = API_KEY,
-    timeout_seconds: float = 5.0,
-) -> CompletionResult:
-    return complete(OpenAICompatibleProvider(base_url, api_key, timeout_seconds), REQUEST)
-
-
-def call_error(base_url: str, timeout_seconds: float = 5.0) -> ProviderError:
-    """The ProviderError a call raises, checked for leaks of the key."""
-    error = raised(lambda: call(base_url, timeout_seconds=timeout_seconds), API_KEY)
-    assert "Bearer" not in str(error)
-    return error
-
-
-def fail_with(server: FakeOpenAIServer, response: ScriptedResponse) -> ProviderError:
-    server.enqueue(response)
-    return call_error(server.base_url)
 
 
 def test_success_sends_the_request_and_parses_the_answer(fake_openai: FakeOpenAIServer) -> None:
-    result = call(fake_openai.base_url)
+    result = OPENAI.call(fake_openai)
 
     assert result == CompletionResult(
         text=DEFAULT_CONTENT,
@@ -106,7 +68,7 @@ def test_success_sends_the_request_and_parses_the_answer(fake_openai: FakeOpenAI
 
 
 def test_no_key_sends_no_authorization(fake_openai: FakeOpenAIServer) -> None:
-    call(fake_openai.base_url + "/", api_key=None)
+    complete(OpenAICompatibleProvider(fake_openai.base_url + "/", None), request_for(OPENAI.model))
 
     [sent] = fake_openai.requests
     assert "authorization" not in sent.headers
@@ -130,16 +92,14 @@ def test_finish_reasons_are_data(
         ScriptedResponse(body=json_bytes(completion_body(finish_reason=finish_reason)))
     )
 
-    assert call(fake_openai.base_url).finish_reason is expected
+    assert OPENAI.call(fake_openai).finish_reason is expected
 
 
 def test_null_content_and_missing_usage_are_tolerated(fake_openai: FakeOpenAIServer) -> None:
     body = completion_body(content=None, finish_reason="content_filter")
     del body["usage"]
     del body["model"]
-    fake_openai.enqueue(ScriptedResponse(body=json_bytes(body)))
-
-    result = call(fake_openai.base_url)
+    result = OPENAI.answer(fake_openai, body)
 
     assert (result.text, result.input_tokens, result.output_tokens) == ("", 0, 0)
     assert result.provider_model is None
@@ -149,7 +109,7 @@ def test_null_content_and_missing_usage_are_tolerated(fake_openai: FakeOpenAISer
 def test_invalid_request(fake_openai: FakeOpenAIServer) -> None:
     body = error_body("Invalid value for 'temperature'.", code="invalid_value")
 
-    error = fail_with(fake_openai, ScriptedResponse(status=400, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=400, body=body))
 
     assert error.code is ErrorCode.INVALID_REQUEST
     assert error.status_code == 400
@@ -168,7 +128,7 @@ def test_invalid_request(fake_openai: FakeOpenAIServer) -> None:
     ],
 )
 def test_content_filter(fake_openai: FakeOpenAIServer, body: bytes) -> None:
-    error = fail_with(fake_openai, ScriptedResponse(status=400, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=400, body=body))
 
     assert error.code is ErrorCode.CONTENT_FILTERED
     assert not error.retryable
@@ -177,7 +137,7 @@ def test_content_filter(fake_openai: FakeOpenAIServer, body: bytes) -> None:
 def test_authentication_error_never_echoes_the_key(fake_openai: FakeOpenAIServer) -> None:
     body = error_body(f"Incorrect API key provided: {API_KEY}.", code="invalid_api_key")
 
-    error = fail_with(fake_openai, ScriptedResponse(status=401, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=401, body=body))
 
     assert error.code is ErrorCode.AUTHENTICATION
     assert error.status_code == 401
@@ -187,36 +147,27 @@ def test_authentication_error_never_echoes_the_key(fake_openai: FakeOpenAIServer
 def test_not_found(fake_openai: FakeOpenAIServer) -> None:
     body = error_body("The model `gpt-9` does not exist.", code="model_not_found")
 
-    error = fail_with(fake_openai, ScriptedResponse(status=404, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=404, body=body))
 
     assert error.code is ErrorCode.NOT_FOUND
     assert "gpt-9" in error.message
-
-
-def test_wrong_path_is_not_found(fake_openai: FakeOpenAIServer) -> None:
-    error = call_error(fake_openai.base_url.removesuffix("/v1") + "/api")
-
-    assert error.code is ErrorCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(
     ("headers", "low", "high"),
     [
         ({"retry-after-ms": "1500"}, 1.5, 1.5),
-        ({"Retry-After": "7"}, 7, 7),
-        ({"Retry-After": in_an_hour}, 3500, 3600),
         ({"x-ratelimit-reset-requests": "1s"}, 1, 1),
         ({"x-ratelimit-reset-tokens": "250ms"}, 0.25, 0.25),
         ({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "6s"}, 90, 90),
     ],
 )
 def test_rate_limit_carries_the_retry_hint(
-    fake_openai: FakeOpenAIServer, headers: dict[str, Any], low: float, high: float
+    fake_openai: FakeOpenAIServer, headers: dict[str, str], low: float, high: float
 ) -> None:
     body = error_body("Rate limit reached for gpt-4o-mini.", "requests", "rate_limit_exceeded")
 
-    headers = {name: value() if callable(value) else value for name, value in headers.items()}
-    error = fail_with(fake_openai, ScriptedResponse(status=429, body=body, headers=headers))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=429, body=body, headers=headers))
 
     assert error.code is ErrorCode.RATE_LIMITED
     assert error.retryable
@@ -225,8 +176,21 @@ def test_rate_limit_carries_the_retry_hint(
     assert "Rate limit reached" in error.message
 
 
+def test_an_account_without_credit_is_not_retried(fake_openai: FakeOpenAIServer) -> None:
+    response = ScriptedResponse(status=429, body=INSUFFICIENT_QUOTA, headers={"Retry-After": "20"})
+
+    error = OPENAI.fail(fake_openai, response)
+
+    assert error.code is ErrorCode.AUTHENTICATION
+    assert not error.retryable
+    assert error.status_code == 429
+    assert error.retry_after is None
+    assert "You exceeded your current quota" in error.message
+    assert "type=insufficient_quota" in error.message
+
+
 def test_rate_limit_without_hint(fake_openai: FakeOpenAIServer) -> None:
-    error = fail_with(fake_openai, ScriptedResponse(status=429, body=b""))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=429, body=b""))
 
     assert error.code is ErrorCode.RATE_LIMITED
     assert error.retry_after is None
@@ -235,7 +199,7 @@ def test_rate_limit_without_hint(fake_openai: FakeOpenAIServer) -> None:
 def test_server_error(fake_openai: FakeOpenAIServer) -> None:
     body = error_body("The server had an error while processing your request.", "server_error")
 
-    error = fail_with(fake_openai, ScriptedResponse(status=500, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=500, body=body))
 
     assert error.code is ErrorCode.SERVER_ERROR
     assert error.status_code == 500
@@ -251,22 +215,12 @@ def test_unavailable_with_retry_after(fake_openai: FakeOpenAIServer) -> None:
         headers={"Content-Type": "text/html", "Retry-After": "30"},
     )
 
-    error = fail_with(fake_openai, response)
+    error = OPENAI.fail(fake_openai, response)
 
     assert error.code is ErrorCode.SERVER_ERROR
     assert error.retry_after == 30
     assert "Service Unavailable" in error.message
     assert len(error.message) < 400
-
-
-def test_malformed_json_body(fake_openai: FakeOpenAIServer) -> None:
-    response = ScriptedResponse(body=b"{not json", headers={"Content-Type": "application/json"})
-
-    error = fail_with(fake_openai, response)
-
-    assert error.code is ErrorCode.MALFORMED_RESPONSE
-    assert not error.retryable
-    assert "not JSON" in error.message
 
 
 @pytest.mark.parametrize(
@@ -281,7 +235,7 @@ def test_malformed_json_body(fake_openai: FakeOpenAIServer) -> None:
     ],
 )
 def test_wrong_shaped_json(fake_openai: FakeOpenAIServer, body: object) -> None:
-    error = fail_with(fake_openai, ScriptedResponse(body=json.dumps(body).encode()))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(body=json.dumps(body).encode()))
 
     assert error.code is ErrorCode.MALFORMED_RESPONSE
     assert error.status_code == 200
@@ -290,50 +244,18 @@ def test_wrong_shaped_json(fake_openai: FakeOpenAIServer, body: object) -> None:
 def test_error_message_from_a_200_error_body_is_kept(fake_openai: FakeOpenAIServer) -> None:
     body = json_bytes({"error": {"message": "upstream overloaded", "type": "server_error"}})
 
-    error = fail_with(fake_openai, ScriptedResponse(body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(body=body))
 
     assert "upstream overloaded" in error.message
-
-
-def test_timeout(fake_openai: FakeOpenAIServer) -> None:
-    fake_openai.enqueue(ScriptedResponse(delay=10.0))
-
-    error = call_error(fake_openai.base_url, timeout_seconds=SHORT_TIMEOUT_SECONDS)
-
-    assert error.code is ErrorCode.TIMEOUT
-    assert error.retryable
-    assert isinstance(error.__cause__, httpx.TimeoutException)
-    assert "0.2s" in error.message
-
-
-def test_connection_refused_is_a_network_error() -> None:
-    error = call_error(refused_url("/v1"))
-
-    assert error.code is ErrorCode.NETWORK
-    assert error.retryable
-    assert isinstance(error.__cause__, httpx.ConnectError)
-    assert "127.0.0.1" in error.message
 
 
 def test_long_provider_messages_are_trimmed(fake_openai: FakeOpenAIServer) -> None:
     body = error_body("This model's maximum context length is 128000 tokens. " * 40)
 
-    error = fail_with(fake_openai, ScriptedResponse(status=400, body=body))
+    error = OPENAI.fail(fake_openai, ScriptedResponse(status=400, body=body))
 
     assert "maximum context length" in error.message
     assert len(error.message) <= 400
-
-
-def test_injected_client_is_used_and_left_open(fake_openai: FakeOpenAIServer) -> None:
-    async def run() -> bool:
-        async with httpx.AsyncClient() as client:
-            provider = OpenAICompatibleProvider(fake_openai.base_url, API_KEY, client=client)
-            await provider.complete(REQUEST)
-            await provider.aclose()
-            return client.is_closed
-
-    assert asyncio.run(run()) is False
-    assert len(fake_openai.requests) == 1
 
 
 def test_registry_provider_reaches_a_local_server(fake_openai: FakeOpenAIServer) -> None:
@@ -342,7 +264,7 @@ def test_registry_provider_reaches_a_local_server(fake_openai: FakeOpenAIServer)
 
     async def run() -> CompletionResult:
         async with open_provider(model, settings) as provider:
-            return await provider.complete(REQUEST.model_copy(update={"model": model.version}))
+            return await provider.complete(request_for(model.version))
 
     result = asyncio.run(run())
 
@@ -352,12 +274,28 @@ def test_registry_provider_reaches_a_local_server(fake_openai: FakeOpenAIServer)
     assert "authorization" not in sent.headers
 
 
-def test_check_lists_models_with_the_key(fake_openai: FakeOpenAIServer) -> None:
-    check(OpenAICompatibleProvider(fake_openai.base_url, API_KEY))
+def test_registry_providers_on_one_loop_share_a_client_closed_with_the_loop(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake_openai.base_url}
+    model = load_catalog().resolve("gpt-4o-mini")
 
-    [sent] = fake_openai.requests
-    assert (sent.method, sent.path) == ("GET", MODELS_PATH)
-    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    async def run() -> list[httpx.AsyncClient]:
+        clients = []
+        for _ in range(2):
+            async with open_provider(model, Settings(provider_env=env)) as provider:
+                assert isinstance(provider, HttpProvider)
+                await provider.complete(request_for(model.version))
+                clients.append(provider._client)
+        return clients
+
+    first, second = asyncio.run(run())
+
+    assert first is second
+    assert first.is_closed
+    assert [sent.headers["authorization"] for sent in fake_openai.requests] == [
+        f"Bearer {API_KEY}"
+    ] * 2
 
 
 def test_check_of_a_local_server_without_a_key(fake_openai: FakeOpenAIServer) -> None:
@@ -380,7 +318,13 @@ def test_check_of_a_local_server_without_a_key(fake_openai: FakeOpenAIServer) ->
     [
         (401, error_body("Incorrect API key.", code="invalid_api_key"), ErrorCode.AUTHENTICATION),
         (403, error_body("No access.", code="unsupported_country"), ErrorCode.AUTHENTICATION),
-        (429, error_body("Exceeded your quota.", "insufficient_quota"), ErrorCode.RATE_LIMITED),
+        (429, error_body("Exceeded your quota.", "insufficient_quota"), ErrorCode.AUTHENTICATION),
+        (429, INSUFFICIENT_QUOTA, ErrorCode.AUTHENTICATION),
+        (
+            429,
+            error_body("Rate limit reached.", "requests", "rate_limit_exceeded"),
+            ErrorCode.RATE_LIMITED,
+        ),
         (503, error_body("Overloaded.", "server_error"), ErrorCode.SERVER_ERROR),
     ],
 )
@@ -389,7 +333,7 @@ def test_check_classifies_errors(
 ) -> None:
     fake_openai.enqueue(ScriptedResponse(status=status, body=body))
 
-    error = raised(lambda: check(OpenAICompatibleProvider(fake_openai.base_url, API_KEY)), API_KEY)
+    error = raised(lambda: check(OPENAI.provider(fake_openai.base_url)), *OPENAI.secrets)
 
     assert error.code is code
     assert error.status_code == status

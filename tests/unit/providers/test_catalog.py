@@ -329,6 +329,27 @@ def test_azure_needs_both_key_and_endpoint(catalog: Catalog, env: dict[str, str]
     assert not catalog.is_available("azure-openai", settings_with(**env))
 
 
+@pytest.mark.parametrize(
+    ("provider", "env", "missing"),
+    [
+        ("mock", {}, []),
+        ("azure-openai", {}, ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"]),
+        ("azure-openai", {"AZURE_OPENAI_API_KEY": "k"}, ["AZURE_OPENAI_ENDPOINT"]),
+        ("anthropic", {}, ["ANTHROPIC_API_KEY"]),  # the catalog has its base URL
+        ("local", {}, ["EVALRUNS_LOCAL_OPENAI_BASE_URL"]),  # no key required
+        ("openai", {"OPENAI_API_KEY": "k"}, []),
+    ],
+)
+def test_missing_settings_lists_every_variable_and_missing_setting_the_first(
+    catalog: Catalog, provider: str, env: dict[str, str], missing: list[str]
+) -> None:
+    info = catalog.providers[provider]
+    settings = settings_with(**env)
+
+    assert info.missing_settings(settings) == missing
+    assert info.missing_setting(settings) == (missing[0] if missing else None)
+
+
 def test_api_version_is_read_only_where_a_provider_names_one(catalog: Catalog) -> None:
     settings = settings_with(AZURE_OPENAI_API_VERSION="2025-01-01-preview")
 

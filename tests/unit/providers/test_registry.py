@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from evalruns.providers.anthropic import AnthropicProvider
 from evalruns.providers.azure_openai import DEFAULT_API_VERSION, AzureOpenAIProvider
-from evalruns.providers.catalog import load_catalog
+from evalruns.providers.base import ErrorCode, ProviderError
+from evalruns.providers.catalog import Catalog, load_catalog
 from evalruns.providers.gemini import GeminiProvider
+from evalruns.providers.http_provider import HttpProvider
 from evalruns.providers.mock import MockProvider
 from evalruns.providers.openai_compat import OpenAICompatibleProvider
 from evalruns.providers.registry import (
@@ -38,7 +41,7 @@ def test_mock_provider_is_shared_so_a_seed_gives_one_fault_sequence() -> None:
     assert provider_for(model, settings) is not provider_for(model, Settings(mock_seed=10))
 
 
-def test_openai_provider_uses_key_default_url_and_timeout() -> None:
+def test_openai_provider_uses_key_catalog_url_and_timeout() -> None:
     settings = Settings(provider_timeout_seconds=12.5, provider_env={"XAI_API_KEY": SECRET})
 
     provider = provider_for(load_catalog().resolve("grok-3"), settings)
@@ -60,18 +63,44 @@ def test_base_url_environment_variable_overrides_the_default() -> None:
     asyncio.run(provider.aclose())
 
 
-def test_each_call_builds_a_new_http_provider() -> None:
-    settings = Settings(provider_env={"MISTRAL_API_KEY": SECRET})
-    model = load_catalog().resolve("mistral-small")
+def test_providers_on_one_loop_share_its_client_until_the_loop_shuts_down() -> None:
+    settings = Settings(provider_env={"MISTRAL_API_KEY": SECRET, "XAI_API_KEY": SECRET})
+    catalog = load_catalog()
 
-    async def build_two() -> bool:
+    async def build_two() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
         async with (
-            open_provider(model, settings) as first,
-            open_provider(model, settings) as second,
+            open_provider(catalog.resolve("mistral-small"), settings) as first,
+            open_provider(catalog.resolve("grok-3"), settings) as second,
         ):
-            return first is not second
+            assert isinstance(first, HttpProvider) and isinstance(second, HttpProvider)
+            assert first is not second
+            clients = first._client, second._client
+        assert not clients[0].is_closed  # closing a provider leaves the shared client open
+        return clients
 
-    assert asyncio.run(build_two())
+    first, second = asyncio.run(build_two())
+    again, _ = asyncio.run(build_two())
+
+    assert first is second
+    assert again is not first  # another loop, another client
+    assert first.is_closed and again.is_closed  # closed as each loop shut down
+
+
+def test_provider_for_gives_each_provider_a_client_of_its_own() -> None:
+    model = load_catalog().resolve("mistral-small")
+    settings = Settings(provider_env={"MISTRAL_API_KEY": SECRET})
+
+    async def build_two() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+        first, second = provider_for(model, settings), provider_for(model, settings)
+        assert isinstance(first, HttpProvider) and isinstance(second, HttpProvider)
+        await first.aclose()
+        await second.aclose()
+        return first._client, second._client
+
+    first, second = asyncio.run(build_two())
+
+    assert first is not second
+    assert first.is_closed and second.is_closed
 
 
 @pytest.mark.parametrize(
@@ -140,22 +169,23 @@ def test_azure_api_version_defaults_to_the_constant() -> None:
     asyncio.run(provider.aclose())
 
 
-def test_anthropic_provider_uses_the_default_or_configured_base_url() -> None:
+def test_anthropic_provider_uses_the_catalog_or_configured_base_url() -> None:
     model = load_catalog().resolve("claude-sonnet-4")
 
-    default = provider_for(model, Settings(provider_env={"ANTHROPIC_API_KEY": SECRET}))
+    from_catalog = provider_for(model, Settings(provider_env={"ANTHROPIC_API_KEY": SECRET}))
     env = {"ANTHROPIC_API_KEY": SECRET, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/"}
     overridden = provider_for(model, Settings(provider_env=env))
 
-    assert isinstance(default, AnthropicProvider) and isinstance(overridden, AnthropicProvider)
-    assert default.url == "https://api.anthropic.com/v1/messages"
+    assert isinstance(from_catalog, AnthropicProvider)
+    assert isinstance(overridden, AnthropicProvider)
+    assert from_catalog.url == "https://api.anthropic.com/v1/messages"
     assert overridden.url == "http://127.0.0.1:9/v1/messages"
-    assert default.name == "anthropic"
-    asyncio.run(default.aclose())
+    assert from_catalog.name == "anthropic"
+    asyncio.run(from_catalog.aclose())
     asyncio.run(overridden.aclose())
 
 
-def test_gemini_provider_uses_the_default_base_url() -> None:
+def test_gemini_provider_uses_the_catalog_base_url() -> None:
     model = load_catalog().resolve("gemini-2.5-flash")
 
     provider = provider_for(
@@ -197,3 +227,46 @@ def test_check_provider_builds_checks_and_refuses_unconfigured_providers() -> No
         asyncio.run(check_provider("google", Settings()))
     with pytest.raises(KeyError):
         asyncio.run(check_provider("nosuch", Settings()))
+
+
+def gateway_catalog(api: str) -> Catalog:
+    """A catalog whose only provider of the `api` family has an id no module uses as a
+    default name."""
+    provider = {
+        "id": "team-gateway",
+        "name": "Team gateway",
+        "api": api,
+        "keyEnv": "TEAM_GATEWAY_KEY",
+        "baseUrl": "https://gateway.example/llm",
+        "baseUrlEnv": "TEAM_GATEWAY_URL",
+        "maxConcurrency": 2,
+    }
+    model = {
+        "id": "gateway-model",
+        "provider": "team-gateway",
+        "displayName": "Gateway model",
+        "versions": ["v1"],
+        "defaultVersion": "v1",
+        "costInputPerMillion": 1,
+        "costOutputPerMillion": 2,
+    }
+    return Catalog.from_data({"providers": [provider], "models": [model]})
+
+
+@pytest.mark.parametrize(
+    ("api", "kind"), [("anthropic", AnthropicProvider), ("gemini", GeminiProvider)]
+)
+def test_native_providers_are_named_by_their_catalog_id(api: str, kind: type[HttpProvider]) -> None:
+    catalog = gateway_catalog(api)
+    model = catalog.resolve("gateway-model")
+
+    provider = provider_for(model, Settings(provider_env={"TEAM_GATEWAY_KEY": SECRET}), catalog)
+    assert isinstance(provider, kind)
+    assert provider.name == "team-gateway"
+    asyncio.run(provider.aclose())
+
+    env = {"TEAM_GATEWAY_KEY": SECRET, "TEAM_GATEWAY_URL": "http://[::1/v1"}
+    with pytest.raises(ProviderError) as raised:
+        provider_for(model, Settings(provider_env=env), catalog)
+    assert raised.value.code is ErrorCode.INVALID_REQUEST
+    assert raised.value.message.startswith("team-gateway: invalid base URL")
