@@ -5,7 +5,7 @@ import azure.functions as func
 
 from activities import runs as run_activities
 from http_api import catalog, definitions, exports, health, openapi, run_control, runs, transcripts
-from orchestrators import batch, run
+from orchestrators import lane, run
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -19,7 +19,7 @@ for blueprint in (
     openapi.bp,
     health.bp,
     run.bp,
-    batch.bp,
+    lane.bp,
     run_activities.bp,
 ):
     app.register_functions(blueprint)

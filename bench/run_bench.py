@@ -1,13 +1,22 @@
-"""A mock run end to end on devhost + Azurite: wall time against the ideal, history, CPU.
+"""Mock runs end to end on devhost + Azurite: wall time against the ideal, calls in flight,
+CPU per job by process, the largest history.
 
-    .venv/bin/python bench/run_bench.py [--jobs 2000] [--latency-ms 200]
+    .venv/bin/python bench/run_bench.py [--workload fixed|tail|429|rps|local|all]
+        [--jobs 1000] [--latency-ms 200] [--concurrency 16] [--rps 50]
 
-The ideal is jobs × latency ÷ activity concurrency (host.json maxConcurrentActivityFunctions,
-overridable with --concurrency); ``status_seen_at_seconds`` tells when each run status was first
-seen (a run that summarises after its jobs shows when the jobs were done). Figures come from the
-API and devhost's admin route; the CPU time each process of the stack spent during the run
-(devhost's host and worker processes, Azurite) comes from /proc where there is one. Prints
-progress, then the figures as JSON on its last line. Not a test: nothing gates on time.
+Workloads (each to COMPLETED, summaries included):
+* fixed: every call takes the latency (±20%);
+* tail: 3% of calls take 3 s longer (`EVALRUNS_MOCK_LATENCY_TAIL=0.03:3000`);
+* 429: 20% of calls are answered 429 with `Retry-After: 1`;
+* rps: the provider allows `--rps` calls per second (more get 429 with `Retry-After: 1`);
+* local: the `local` OpenAI-compatible provider against `bench/mock_openai_server.py`.
+
+The ideal is jobs × mean latency ÷ concurrency (the provider's cap,
+`EVALRUNS_PROVIDER_<ID>_MAX_CONCURRENCY`), or jobs ÷ rate for the rate-limited provider.
+"Calls in flight" is the provider calls' total time over the span from the first job call to
+the last. CPU comes from /proc for devhost's host and worker and Azurite (the mock server and
+this process are left out). Prints progress, one JSON line per workload, and with `all` a
+table; the last line is JSON. Not a test: nothing gates on time.
 """
 
 from __future__ import annotations
@@ -15,10 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -31,9 +44,12 @@ from devhost.process import running_devhost  # noqa: E402
 from evalruns.client import EvalrunsClient  # noqa: E402
 from evalruns.domain.runs import TERMINAL  # noqa: E402
 
-MODELS = ["mock-small", "mock-large"]
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 PROC = Path("/proc")
+TAIL = (0.03, 3000)
+RATE_LIMITED_SHARE = 0.2
+WORKLOADS = ("fixed", "tail", "429", "rps", "local")
+OURS = ("devhost_host", "devhost_worker", "azurite")
 
 
 def _descendants(root: int) -> dict[int, str]:
@@ -67,6 +83,8 @@ def _label(pid: int) -> str:
     text = " ".join(part.decode(errors="replace") for part in argv)
     if "azurite" in text:
         return "azurite"
+    if "mock_openai_server" in text:
+        return "mock_server"
     if "devhost" in text:
         return "devhost_worker" if "worker_main" in text else "devhost_host"
     return Path(argv[0].decode(errors="replace")).name or "?"
@@ -87,7 +105,7 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
 def cpu_split(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
-    """CPU seconds per process label between two snapshots (this process as ``bench``)."""
+    """CPU seconds per process label between two snapshots."""
     split: dict[str, float] = {}
     for pid, (label, seconds) in after.items():
         spent = seconds - before.get(pid, (label, 0.0))[1]
@@ -114,33 +132,96 @@ def definition(scenarios: int) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--latency-ms", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def calls_in_flight(log: Path, run_id: str | None) -> dict[str, float]:
+    """Mean job calls in flight over the job calls' span, and the share refused."""
+    if not log.exists():
+        return {}
+    calls = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if run_id is not None:
+        calls = [c for c in calls if str(c["correlationId"]).startswith(run_id + ":")]
+    if not calls:
+        return {}
+    start = min(c["startedAt"] for c in calls)
+    end = max(c["finishedAt"] for c in calls)
+    busy = sum(c["finishedAt"] - c["startedAt"] for c in calls)
+    refused = sum(1 for c in calls if c["outcome"] == "RATE_LIMITED")
+    accepted = len(calls) - refused
+    return {
+        "job_calls": len(calls),
+        "refused_share": round(refused / len(calls), 4),
+        "mean_calls_in_flight": round(busy / (end - start), 2) if end > start else 0.0,
+        "job_calls_span_seconds": round(end - start, 2),
+        "accepted_per_second": round(accepted / (end - start), 2) if end > start else 0.0,
+    }
+
+
+def run_workload(args: argparse.Namespace, workload: str, azurite: Any) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
-    with running_azurite() as azurite:
-        env = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "EVALRUNS_TASK_HUB": f"bench{suffix}",
-            "EVALRUNS_TABLE_PREFIX": f"bench{suffix}",
-            "EVALRUNS_MOCK_LATENCY_MS": str(args.latency_ms),
-            "AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions": str(
-                args.concurrency
-            ),
-        }
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    log = folder / "calls.jsonl"
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "EVALRUNS_TASK_HUB": f"bench{suffix}",
+        "EVALRUNS_TABLE_PREFIX": f"bench{suffix}",
+        "EVALRUNS_MOCK_LATENCY_MS": str(args.latency_ms),
+        "EVALRUNS_MOCK_SEED": "7",
+        "EVALRUNS_MAX_ATTEMPTS": "20",
+        "EVALRUNS_PROVIDER_MOCK_MAX_CONCURRENCY": str(args.concurrency),
+        "EVALRUNS_PROVIDER_LOCAL_MAX_CONCURRENCY": str(args.concurrency),
+    }
+    if args.activities:
+        env["AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions"] = (
+            str(args.activities)
+        )
+    models = ["mock-small", "mock-large"]
+    mean_latency = args.latency_ms / 1000
+    ideal = args.jobs * mean_latency / args.concurrency
+    server: subprocess.Popen[bytes] | None = None
+    if workload == "tail":
+        env["EVALRUNS_MOCK_LATENCY_TAIL"] = f"{TAIL[0]}:{TAIL[1]}"
+        ideal = args.jobs * (mean_latency + TAIL[0] * TAIL[1] / 1000) / args.concurrency
+    elif workload == "429":
+        env["EVALRUNS_MOCK_RATE_LIMIT_RATE"] = str(RATE_LIMITED_SHARE)
+    elif workload == "rps":
+        env["EVALRUNS_MOCK_RPS"] = str(args.rps)
+        env["EVALRUNS_SUMMARISER_MODEL"] = "mock-large"  # its own limit: jobs use mock-small
+        models = ["mock-small"]
+        ideal = args.jobs / args.rps
+    if workload in ("fixed", "tail", "429", "rps"):
+        env["EVALRUNS_MOCK_CALL_LOG"] = str(log)
+    if workload == "local":
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "mock_openai_server.py"),
+                "--port",
+                str(port),
+                "--latency-ms",
+                str(args.latency_ms),
+                "--call-log",
+                str(log),
+            ]
+        )
+        env["EVALRUNS_LOCAL_OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+        models = ["local-model"]
+        _wait_for(f"http://127.0.0.1:{port}/v1/models")
+    try:
         with (
             running_devhost(ROOT, env=env, ready_path="/api/openapi.json") as url,
             EvalrunsClient(url) as client,
         ):
-            created = client.create_definition(definition(args.jobs // len(MODELS)))
+            created = client.create_definition(definition(args.jobs // len(models)))
             cpu_before = cpu_snapshot()
-            bench_before = time.process_time()
             began = time.monotonic()
-            run = client.start_run(definitionId=created["id"], models=MODELS)["run"]
-            print(f"run {run['id']}: {run['progress']['total']} jobs", file=sys.stderr)
+            run = client.start_run(definitionId=created["id"], models=models)["run"]
+            print(f"{workload}: run {run['id']}, {run['progress']['total']} jobs", file=sys.stderr)
             phases: dict[str, float] = {}
             while run["status"] not in TERMINAL:
                 time.sleep(POLL_SECONDS)
@@ -148,28 +229,88 @@ def main() -> None:
                 phases.setdefault(run["status"], round(time.monotonic() - began, 2))
             wall = time.monotonic() - began
             cpu = cpu_split(cpu_before, cpu_snapshot())
-            cpu["bench"] = round(time.process_time() - bench_before, 2)
-            stats = httpx.get(f"{url}/admin/devhost/instances").json()
-    ideal = args.jobs * args.latency_ms / 1000 / args.concurrency
-    print(
-        json.dumps(
-            {
-                "jobs": run["progress"]["total"],
-                "status": run["status"],
-                "latency_ms": args.latency_ms,
-                "activity_concurrency": args.concurrency,
-                "wall_seconds": round(wall, 2),
-                "status_seen_at_seconds": phases,
-                "ideal_seconds": round(ideal, 2),
-                "efficiency": round(ideal / wall, 3),
-                "instances": stats.get("totals", {}).get("instances"),
-                "largest_history": stats.get("totals", {}).get("largestHistory"),
-                "episodes": stats.get("totals", {}).get("episodes"),
-                "orchestrator_cpu_seconds": stats.get("totals", {}).get("orchestratorCpuSeconds"),
-                "process_cpu_seconds": cpu,
-            }
+            stats = httpx.get(f"{url}/admin/devhost/instances").json().get("totals", {})
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
+    jobs = run["progress"]["total"]
+    ours = sum(cpu.get(label, 0.0) for label in OURS)
+    figures: dict[str, Any] = {
+        "workload": workload,
+        "jobs": jobs,
+        "status": run["status"],
+        "concurrency": args.concurrency,
+        "latency_ms": args.latency_ms,
+        "wall_seconds": round(wall, 2),
+        "ideal_seconds": round(ideal, 2),
+        "wall_over_ideal": round(wall / ideal, 3),
+        "status_seen_at_seconds": phases,
+        **calls_in_flight(log, None if workload == "local" else run["id"]),
+        "cpu_ms_per_job": round(1000 * ours / jobs, 2),
+        "cpu_ms_per_job_by_process": {
+            label: round(1000 * seconds / jobs, 2) for label, seconds in cpu.items()
+        },
+        "instances": stats.get("instances"),
+        "largest_history": stats.get("largestHistory"),
+        "orchestrator_cpu_ms_per_job": round(
+            1000 * (stats.get("orchestratorCpuSeconds") or 0) / jobs, 2
+        ),
+    }
+    if workload == "rps":
+        figures["limit_per_second"] = args.rps
+    return figures
+
+
+def _wait_for(url: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {within} s")
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| workload | wall s | ideal s | wall/ideal | calls in flight | refused | "
+        "CPU ms/job | largest history |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['workload']} | {row['wall_seconds']} | {row['ideal_seconds']} | "
+            f"{row['wall_over_ideal']} | {row.get('mean_calls_in_flight', '–')} | "
+            f"{row.get('refused_share', '–')} | {row['cpu_ms_per_job']} | "
+            f"{row['largest_history']} |"
         )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="fixed")
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rps", type=float, default=50.0)
+    parser.add_argument(
+        "--activities", type=int, default=0, help="host activity concurrency (default host.json)"
     )
+    args = parser.parse_args()
+    workloads = WORKLOADS if args.workload == "all" else (args.workload,)
+    rows = []
+    with running_azurite() as azurite:
+        for workload in workloads:
+            row = run_workload(args, workload, azurite)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if len(rows) > 1:
+        print(table(rows))
+        print(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Names of the Durable functions, shared by orchestrators, activities and the HTTP layer."""
 
 RUN_ORCHESTRATOR = "run_orchestrator"
-BATCH_ORCHESTRATOR = "batch_orchestrator"
+LANE_ORCHESTRATOR = "lane_orchestrator"
 
 PLAN_ACTIVITY = "plan_run"
-LOAD_JOBS_ACTIVITY = "load_jobs"
+TICK_ACTIVITY = "tick_run"
+CLAIM_ACTIVITY = "claim_work"
 PROBE_ACTIVITY = "probe_job"
-SYNC_RUN_ACTIVITY = "sync_run"
-SUMMARISE_ACTIVITY = "summarise_page"
+SUMMARISE_ACTIVITY = "summarise_job"
 
 # Each pause/resume/cancel is raised as its own event, `control-<n>` for the run's n-th
 # command: a name is never reused, so a buffered or replayed event can only answer the wait it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -15,7 +16,7 @@ from evalruns.domain.orchestration import RunState
 from evalruns.domain.runs import RunStatus
 from evalruns.errors import Unavailable
 from evalruns.services.container import Services
-from evalruns.services.runs import sync_run
+from evalruns.services.runs import move_run
 from evalruns.storage.runs import StoredRun
 from http_api.requests import json_response
 
@@ -61,11 +62,13 @@ async def start_run(
     except Exception as exc:
         log.exception("could not start the orchestration of run %s", run.id)
         await asyncio.to_thread(
-            sync_run,
-            services,
-            run.id,
-            target=RunStatus.FAILED,
-            error="the orchestration could not be started",
+            functools.partial(
+                move_run,
+                services,
+                run.id,
+                RunStatus.FAILED,
+                error="the orchestration could not be started",
+            )
         )
         raise Unavailable(
             "the run was recorded but its orchestration could not be started; try again in a moment"

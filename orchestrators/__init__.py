@@ -1,1 +1,5 @@
-"""Durable orchestrators: the run, and the batches it dispatches."""
+"""Durable orchestrators: the run, and the lanes it starts."""
+
+from orchestrators import history_timestamps
+
+history_timestamps.install()

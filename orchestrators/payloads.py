@@ -1,4 +1,4 @@
-"""Decoding what Durable hands an orchestrator.
+"""Decoding what Durable hands an orchestrator, and its clock.
 
 The Python client JSON-encodes inputs and event payloads that the extension encodes again, so
 an orchestrator may receive a JSON string where a dict was sent (DESIGN.md rule 6).
@@ -7,6 +7,7 @@ an orchestrator may receive a JSON string where a dict was sent (DESIGN.md rule 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -22,3 +23,9 @@ def decode(value: Any, model: type[M]) -> M:
 
 def encode(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
+
+
+def utc_now(context: Any) -> datetime:
+    """The orchestration's replay-safe current time, always timezone-aware."""
+    now: datetime = context.current_utc_datetime
+    return now if now.tzinfo else now.replace(tzinfo=UTC)

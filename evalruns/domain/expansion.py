@@ -83,3 +83,19 @@ def _pick_option(template: str, signature: str, dimension: Dimension, level: Lev
         return level.options[0]
     digest = hashlib.sha256(f"{template}\x1f{signature}\x1f{dimension.name}".encode()).digest()
     return level.options[int.from_bytes(digest[:8], "big") % len(level.options)]
+
+
+def max_prompt_chars(definition: DefinitionInput) -> int:
+    """No scenario's preamble and prompt together are longer than this: every placeholder
+    filled with its dimension's longest wording (a bound for budgets, with no expansion)."""
+    longest = {
+        dimension.name.casefold(): max(
+            (len(option) for level in dimension.levels for option in level.options), default=0
+        )
+        for dimension in definition.dimensions
+    }
+    filled = PLACEHOLDER.sub(
+        lambda match: "x" * longest.get(match.group(1).casefold(), len(match.group(0))),
+        definition.template,
+    )
+    return len(definition.preamble) + len(filled)

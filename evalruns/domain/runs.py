@@ -33,59 +33,55 @@ class RunStatus(StrEnum):
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 ACTIVE = frozenset(RunStatus) - TERMINAL
 
-TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED}),
-    RunStatus.RUNNING: frozenset({RunStatus.PAUSED, RunStatus.SUMMARIZING}),
-    RunStatus.PAUSED: frozenset({RunStatus.RUNNING}),
-    RunStatus.SUMMARIZING: frozenset({RunStatus.COMPLETED}),
-    RunStatus.COMPLETED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
-}
-# Any live run may be cancelled, or fail when its orchestration fails.
-for _status in ACTIVE:
-    TRANSITIONS[_status] |= {RunStatus.CANCELLED, RunStatus.FAILED}
-
-# The moves the orchestration itself makes. It never leaves PAUSED (only a resume does), never
-# cancels, pauses only for the budget, and may fail from any live status.
-ORCHESTRATION_MOVES: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
-    # PAUSED here is the budget pause: the next wave would cost more than the budget allows.
-    RunStatus.RUNNING: frozenset({RunStatus.SUMMARIZING, RunStatus.PAUSED, RunStatus.FAILED}),
-    RunStatus.PAUSED: frozenset({RunStatus.FAILED}),
-    RunStatus.SUMMARIZING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED}),
-}
-
 PAUSED_BY_USER = "user"
 PAUSED_FOR_BUDGET = "budget"
 
-# User actions and the statuses they are allowed from (DESIGN.md section 4).
-ACTIONS: dict[str, frozenset[RunStatus]] = {
-    "pause": frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
-    "resume": frozenset({RunStatus.PAUSED}),
-    "cancel": ACTIVE,
-}
+
+class Actor(StrEnum):
+    """Who moves a run: a user's command, or the orchestration that executes it."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    ORCHESTRATION = "orchestration"
+
+    @property
+    def is_user(self) -> bool:
+        return self is not Actor.ORCHESTRATION
 
 
-def can_transition(current: RunStatus, target: RunStatus) -> bool:
-    return target in TRANSITIONS[current]
+# Every status move there is, and who may make it (DESIGN.md section 4). The orchestration
+# never leaves PAUSED (only a resume does) and never cancels; it pauses only for the budget.
+MOVES: frozenset[tuple[RunStatus, RunStatus, Actor]] = frozenset(
+    {
+        (RunStatus.PENDING, RunStatus.RUNNING, Actor.ORCHESTRATION),
+        (RunStatus.PENDING, RunStatus.PAUSED, Actor.PAUSE),
+        (RunStatus.RUNNING, RunStatus.PAUSED, Actor.PAUSE),
+        (RunStatus.RUNNING, RunStatus.PAUSED, Actor.ORCHESTRATION),
+        (RunStatus.PAUSED, RunStatus.RUNNING, Actor.RESUME),
+        (RunStatus.RUNNING, RunStatus.SUMMARIZING, Actor.ORCHESTRATION),
+        (RunStatus.SUMMARIZING, RunStatus.COMPLETED, Actor.ORCHESTRATION),
+        *((status, RunStatus.CANCELLED, Actor.CANCEL) for status in ACTIVE),
+        *((status, RunStatus.FAILED, Actor.ORCHESTRATION) for status in ACTIVE),
+    }
+)
 
 
-def check_transition(current: RunStatus, target: RunStatus) -> None:
-    if not can_transition(current, target):
-        raise Conflict(
-            f"the run is {current.value}; it cannot become {target.value}",
-            current_status=current.value,
-        )
+def may_move(current: RunStatus, target: RunStatus, actor: Actor) -> bool:
+    return (current, target, actor) in MOVES
 
 
-def check_action(action: str, current: RunStatus) -> None:
-    if current not in ACTIONS[action]:
-        allowed = ", ".join(sorted(status.value for status in ACTIONS[action]))
-        raise Conflict(
-            f"cannot {action} a run that is {current.value}; {action} is allowed from {allowed}",
-            current_status=current.value,
-        )
+def command_target(actor: Actor, current: RunStatus) -> RunStatus:
+    """The status a user's command moves the run to; Conflict if `current` does not allow it."""
+    for source, target, who in MOVES:
+        if who is actor and source == current:
+            return target
+    allowed = ", ".join(sorted({source.value for source, _, who in MOVES if who is actor}))
+    raise Conflict(
+        f"cannot {actor.value} a run that is {current.value}; "
+        f"{actor.value} is allowed from {allowed}",
+        current_status=current.value,
+    )
 
 
 class RunPatch(ApiModel):

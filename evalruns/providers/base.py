@@ -1,7 +1,8 @@
 """The provider interface: one async call, errors classified into a retry decision.
 
-Providers never retry or sleep themselves; the batch orchestrator owns retrying (with durable
-timers), so an activity never sits idle waiting out a rate limit.
+Providers never retry or sleep themselves; the scheduler (`evalruns.domain.scheduler`) decides
+when a call is tried again, and lanes wait on durable timers, so an activity never sits idle
+waiting out a rate limit.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from evalruns.domain.scheduler import Retry
 
 
 class Message(BaseModel):
@@ -92,6 +95,13 @@ class ProviderError(Exception):
     @property
     def retryable(self) -> bool:
         return self.code in RETRYABLE_CODES
+
+    @property
+    def retry(self) -> Retry | None:
+        """The retry decision: None when trying again cannot help."""
+        if not self.retryable:
+            return None
+        return Retry(rate_limited=self.code == ErrorCode.RATE_LIMITED, after=self.retry_after)
 
 
 class Provider(Protocol):

@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,6 +29,8 @@ LATENCY_JITTER = (0.8, 1.2)
 RATE_LIMIT_RETRY_AFTER_SECONDS = 1.0
 INJECTED_FAILURE_MESSAGE = "mock provider: injected failure"
 INJECTED_RATE_LIMIT_MESSAGE = "mock provider: injected rate limit"
+RPS_LIMIT_MESSAGE = "mock provider: more than {rps:g} calls in the last second"
+RPS_WINDOW_SECONDS = 1.0
 
 _OPENINGS = (
     "Weighing the details given,",
@@ -67,17 +69,26 @@ class MockProvider:
         rate_limit_rate: float = 0,
         seed: int | None = None,
         call_log: Path | None = None,
+        tail: tuple[float, float] = (0.0, 0.0),
+        rps: float = 0.0,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms cannot be negative")
-        for name, rate in (("failure_rate", failure_rate), ("rate_limit_rate", rate_limit_rate)):
+        for name, rate in (
+            ("failure_rate", failure_rate),
+            ("rate_limit_rate", rate_limit_rate),
+            ("tail share", tail[0]),
+        ):
             if not 0 <= rate <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")
         self.latency_ms = latency_ms
         self.failure_rate = failure_rate
         self.rate_limit_rate = rate_limit_rate
+        self.tail_share, self.tail_ms = tail
+        self.rps = rps
         self._random = random.Random(seed)
         self._call_log = call_log
+        self._recent: dict[str, deque[float]] = {}
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         MockProvider.calls[request.model] += 1
@@ -108,11 +119,16 @@ class MockProvider:
             log.write(line + "\n")
 
     async def _complete(self, request: CompletionRequest) -> CompletionResult:
+        if self.rps > 0:
+            self._admit(request.model)
         # Draw both numbers on every call so a seed gives the same fault sequence at any latency.
         jitter = self._random.uniform(*LATENCY_JITTER)
         roll = self._random.random()
-        if self.latency_ms > 0:
-            await asyncio.sleep(self.latency_ms * jitter / 1000)
+        latency = self.latency_ms * jitter
+        if self.tail_share > 0 and self._random.random() < self.tail_share:
+            latency += self.tail_ms
+        if latency > 0:
+            await asyncio.sleep(latency / 1000)
         if roll < self.failure_rate:
             raise ProviderError(
                 INJECTED_FAILURE_MESSAGE, code=ErrorCode.INVALID_REQUEST, status_code=400
@@ -125,6 +141,22 @@ class MockProvider:
                 retry_after=RATE_LIMIT_RETRY_AFTER_SECONDS,
             )
         return answer(request)
+
+    def _admit(self, model: str) -> None:
+        """A real rate limit per model: a call over `rps` in the last second is refused at
+        once (as servers do, before any work), with Retry-After."""
+        now = time.monotonic()
+        recent = self._recent.setdefault(model, deque())
+        while recent and now - recent[0] >= RPS_WINDOW_SECONDS:
+            recent.popleft()
+        if len(recent) >= self.rps:
+            raise ProviderError(
+                RPS_LIMIT_MESSAGE.format(rps=self.rps),
+                code=ErrorCode.RATE_LIMITED,
+                status_code=429,
+                retry_after=RATE_LIMIT_RETRY_AFTER_SECONDS,
+            )
+        recent.append(now)
 
     async def check(self) -> None:
         """Always healthy: the mock needs no network, and injected faults are for calls."""

@@ -154,6 +154,8 @@ def _mock(info: ProviderInfo, settings: Settings, client: httpx.AsyncClient | No
         settings.mock_rate_limit_rate,
         settings.mock_seed,
         settings.mock_call_log,
+        settings.mock_latency_tail,
+        settings.mock_rps,
     )
 
 
@@ -164,11 +166,20 @@ def _shared_mock(
     rate_limit_rate: float,
     seed: int | None,
     call_log: str,
+    tail: str,
+    rps: float,
 ) -> MockProvider:
     from evalruns.providers.mock import MockProvider
 
+    share, _, extra_ms = tail.partition(":")
     return MockProvider(
-        latency_ms, failure_rate, rate_limit_rate, seed, Path(call_log) if call_log else None
+        latency_ms,
+        failure_rate,
+        rate_limit_rate,
+        seed,
+        Path(call_log) if call_log else None,
+        tail=(float(share or 0), float(extra_ms or 0)),
+        rps=rps,
     )
 
 

@@ -13,12 +13,13 @@ from typing import Any, TypeVar
 
 from evalruns.providers.catalog import Catalog, load_catalog
 from evalruns.services.access import AccessTracker
+from evalruns.services.caches import JobSpaces, RunGates
 from evalruns.settings import Settings, load_settings
 from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.clients import CONNECTIONS_PER_HOST, StorageClients
 from evalruns.storage.definitions import DefinitionRepository
 from evalruns.storage.exports import ExportBlobs
-from evalruns.storage.jobs import JobRepository
+from evalruns.storage.ledgers import LedgerRepository
 from evalruns.storage.runs import RunRepository
 from evalruns.storage.timeline import Timeline
 from evalruns.storage.transcripts import TranscriptRepository
@@ -48,8 +49,23 @@ class Services:
         return RunRepository(Timeline(self.storage.table("Runs"), "run"))
 
     @cached_property
-    def jobs(self) -> JobRepository:
-        return JobRepository(self.storage.table("Jobs"))
+    def ledgers(self) -> LedgerRepository:
+        return LedgerRepository(self.storage.table("Jobs"))
+
+    @cached_property
+    def job_spaces(self) -> JobSpaces:
+        return JobSpaces(self.runs, self.ledgers)
+
+    @cached_property
+    def gates(self) -> RunGates:
+        return RunGates(self.runs)
+
+    def cap(self, provider: str) -> int:
+        """How many calls `provider` may have in flight: its setting, else the catalog's."""
+        return (
+            self.settings.provider_caps.get(provider)
+            or self.catalog.providers[provider].max_concurrency
+        )
 
     @cached_property
     def transcripts(self) -> TranscriptRepository:

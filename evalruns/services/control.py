@@ -1,9 +1,11 @@
 """Run control: pause, resume, cancel and re-run.
 
 The run record is the truth. A command first changes the record (with an ETag, so two
-commands never both win), then signals the orchestration: probes read the record before
-every provider call, so a pause or cancel takes effect at once; the orchestration wakes on the
-event and re-reads the record, so a lost or stale event can stall nothing for long.
+commands never both win), then signals the orchestration. Probes check the status before every
+provider call through their process's cache, at most `STATUS_STALENESS_SECONDS` old; a pause or
+cancel answers once that long has passed, so no call starts after the answer. The
+orchestration wakes on the event and re-reads the record, so a lost or stale event can stall
+nothing for long.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ import uuid
 from typing import Any, Protocol
 
 from evalruns.domain.base import utcnow
+from evalruns.domain.orchestration import CustomStatus
 from evalruns.domain.runs import (
     PAUSED_BY_USER,
+    Actor,
     Progress,
     RerunRequest,
     Run,
     RunPatch,
     RunStatus,
-    check_action,
+    command_target,
 )
 from evalruns.errors import Conflict, FieldError, InvalidInput
 from evalruns.names import control_event
+from evalruns.services.caches import STATUS_STALENESS_SECONDS
 from evalruns.services.container import Services
 from evalruns.services.runs import resolve_models
 from evalruns.storage.runs import StoredRun
@@ -48,13 +53,15 @@ class Orchestrations(Protocol):
 
 
 async def pause_run(services: Services, orchestrations: Orchestrations, run_id: str) -> Run:
-    run = await _command(services, run_id, "pause", RunStatus.PAUSED)
+    """Pause the run; once this returns, no provider call for it starts."""
+    run = await _command(services, run_id, Actor.PAUSE)
     await orchestrations.raise_event(run_id, control_event(run.control_seq), {"action": "pause"})
+    await asyncio.sleep(STATUS_STALENESS_SECONDS)
     return run.public()
 
 
 async def resume_run(services: Services, orchestrations: Orchestrations, run_id: str) -> Run:
-    run = await _command(services, run_id, "resume", RunStatus.RUNNING)
+    run = await _command(services, run_id, Actor.RESUME)
     await orchestrations.raise_event(run_id, control_event(run.control_seq), {"action": "resume"})
     return run.public()
 
@@ -65,33 +72,35 @@ async def cancel_run(
     run_id: str,
     settle_seconds: float = TERMINATE_WAIT_SECONDS,
 ) -> Run:
-    """Mark the run CANCELLED, then terminate its orchestration and the batches in flight.
+    """Mark the run CANCELLED, then terminate its orchestration and its lanes.
 
-    Terminate does not cascade, so the batches are terminated one by one (the orchestration
-    names those in flight in its custom status). Calls already in flight finish and are
+    Terminate does not cascade, so the lanes are terminated one by one (the orchestration
+    names those running in its custom status). Calls already in flight finish and are
     recorded; probes that have not started see the cancelled run and do not call a provider.
     """
-    run = await _command(services, run_id, "cancel", RunStatus.CANCELLED)
+    started = time.monotonic()
+    run = await _command(services, run_id, Actor.CANCEL)
     reason = "cancelled by the user"
     _, custom = await orchestrations.status(run_id)
     await orchestrations.terminate(run_id, reason)
     terminated: set[str] = set()
-    for batch_id in _batches(custom):
-        await orchestrations.terminate(batch_id, reason)
-        terminated.add(batch_id)
-    # A wave the run started while the first read was on its way shows once it has stopped.
+    for lane_id in _lanes(custom):
+        await orchestrations.terminate(lane_id, reason)
+        terminated.add(lane_id)
+    # Lanes the run started while the first read was on its way show once it has stopped.
     custom = await _custom_status_once_stopped(orchestrations, run_id, settle_seconds)
-    for batch_id in set(_batches(custom)) - terminated:
-        await orchestrations.terminate(batch_id, reason)
-        terminated.add(batch_id)
-    log.info("run %s cancelled; %d batches terminated", run_id, len(terminated))
+    for lane_id in set(_lanes(custom)) - terminated:
+        await orchestrations.terminate(lane_id, reason)
+        terminated.add(lane_id)
+    log.info("run %s cancelled; %d lanes terminated", run_id, len(terminated))
+    await asyncio.sleep(max(0.0, STATUS_STALENESS_SECONDS - (time.monotonic() - started)))
     return run.public()
 
 
-def _batches(custom_status: Any) -> list[str]:
-    """The batch instances the run names in its custom status as in flight."""
-    batches = custom_status.get("batches", []) if isinstance(custom_status, dict) else []
-    return [batch for batch in batches if isinstance(batch, str)]
+def _lanes(custom_status: Any) -> list[str]:
+    """The lanes the run names in its custom status as running."""
+    status = CustomStatus.read(custom_status)
+    return status.lanes if status is not None else []
 
 
 async def _custom_status_once_stopped(
@@ -107,9 +116,9 @@ async def _custom_status_once_stopped(
         await asyncio.sleep(TERMINATE_POLL_SECONDS)
 
 
-async def _command(services: Services, run_id: str, action: str, status: RunStatus) -> StoredRun:
+async def _command(services: Services, run_id: str, actor: Actor) -> StoredRun:
     def change(run: StoredRun) -> StoredRun:
-        check_action(action, run.status)
+        status = command_target(actor, run.status)
         update: dict[str, Any] = {
             "status": status,
             "control_seq": run.control_seq + 1,

@@ -1,4 +1,4 @@
-"""The work of a run: planning its jobs and probing one job against its model."""
+"""The work of a run: planning its ledger and probing one job against its model."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.decisions import ERROR, PENDING
-from evalruns.domain.expansion import scenario_at
-from evalruns.domain.orchestration import PlanResult, ProbeInput, ProbeOutcome
-from evalruns.domain.runs import ModelProgress, RunModel, RunStatus
-from evalruns.domain.sampling import sample_indices
+from evalruns.domain.expansion import max_prompt_chars
+from evalruns.domain.jobspace import JobSpace
+from evalruns.domain.ledger import Group, Ledger
+from evalruns.domain.orchestration import PlanResult, WorkInput
+from evalruns.domain.runs import ModelProgress, RunStatus
+from evalruns.domain.scheduler import Outcome, Pace
 from evalruns.domain.tokens import cost_usd, estimate_tokens
 from evalruns.domain.transcripts import (
     Job,
@@ -22,9 +23,7 @@ from evalruns.domain.transcripts import (
     TranscriptError,
     TranscriptStatus,
     Turn,
-    job_key,
 )
-from evalruns.domain.waves import Lane, consecutive_runs
 from evalruns.providers.base import (
     CompletionRequest,
     CompletionResult,
@@ -32,103 +31,93 @@ from evalruns.providers.base import (
     Message,
     ProviderError,
 )
-from evalruns.providers.catalog import Catalog, ResolvedModel, UnknownModelError
+from evalruns.providers.catalog import ResolvedModel, UnknownModelError
 from evalruns.providers.registry import ProviderNotConfiguredError, open_provider
 from evalruns.services.container import Services
-from evalruns.settings import Settings
+from evalruns.services.summaries import needs_summary
+from evalruns.services.work import gate, job_space
 from evalruns.storage.runs import StoredRun
 
 log = logging.getLogger(__name__)
-# Jobs are written as they are generated, in chunks, so planning never holds a whole run.
-PLAN_WRITE_CHUNK = 1000
 
 
 def plan_run(services: Services, run_id: str) -> PlanResult:
-    """Expand, sample and store the run's jobs; return only counts and lanes.
+    """Write the run's ledger: per provider, how many jobs its lanes will claim, and its pace.
 
-    Jobs are stored provider by provider (each provider's jobs form one lane of ordinals, so
-    its concurrency cap can be honoured), and within a provider they interleave its models
-    (scenario, then model, then sample) so every model progresses together. Re-planning writes
-    the same jobs under the same keys. A re-run of failed jobs keeps only the jobs without a
-    successful transcript in the parent, and copies those transcripts into the run instead (no
-    provider is called for them).
+    Nothing is stored per job: lanes compute their jobs from the run's snapshot. A re-run of
+    failed jobs copies the parent's successful transcripts into the run (no provider is called
+    for them), queues those still waiting for a summary, and stores the selection of jobs it
+    executes. Planning again finds the ledger there and keeps it.
     """
     run = services.runs.get(run_id)
-    settings = services.settings
-    catalog = services.catalog
+    space = JobSpace(run.id, run.definition, run.config)
     carried: dict[str, ModelProgress] = {}
-    succeeded = (
-        _carry_successes(services, run.parent_run_id, run.id, carried)
-        if run.only_failed and run.parent_run_id
-        else set()
+    pending: list[int] = []
+    if run.only_failed and run.parent_run_id:
+        succeeded = _carry_successes(services, run.parent_run_id, run.id, carried)
+        selection: dict[str, list[int]] = {}
+        for provider, group in space.groups.items():
+            selection[provider] = []
+            for ordinal in range(group.first, group.first + group.size):
+                key = space.key(ordinal)
+                if key not in succeeded:
+                    selection[provider].append(ordinal)
+                elif succeeded[key]:
+                    pending.append(ordinal)
+        services.ledgers.put_selection(run.id, selection)
+        space = JobSpace(run.id, run.definition, run.config, selection)
+    ledger = Ledger(
+        groups={
+            provider: Group(count=space.count(provider), pace=Pace.open(services.cap(provider)))
+            for provider in space.groups
+        },
+        summary_cap=_summariser_cap(services),
+        progress=carried,
+        worst_case_job_usd=_worst_case_usd(run),
     )
-    lanes: list[Lane] = []
-    worst_case = 0.0
-    ordinal = 0
-    for provider, models in _by_provider(run.config.models).items():
-        first = ordinal
-        jobs: list[Job] = []
-        for job in _jobs(run, models):
-            if job.key in succeeded:
-                continue
-            jobs.append(job.model_copy(update={"ordinal": ordinal}))
-            worst_case = max(worst_case, _worst_case_usd(job))
-            ordinal += 1
-            if len(jobs) >= PLAN_WRITE_CHUNK:
-                services.jobs.put_all(jobs)
-                jobs = []
-        services.jobs.put_all(jobs)
-        if ordinal > first:
-            cap = catalog.providers[provider].max_concurrency
-            lanes.append(Lane.sized(provider, first, ordinal - 1, settings.batch_size, cap))
-    return PlanResult(
-        totals_by_model=run.config.jobs_by_model,
-        carried=carried,
-        lanes=lanes,
-        parallel_batches=settings.parallel_batches,
-        max_attempts=settings.max_attempts,
-        worst_case_job_usd=worst_case,
-        summary_lane=_summary_lane(catalog, settings, ordinal),
-    )
+    ledger.enqueue(pending)
+    services.ledgers.create(run.id, ledger)
+    jobs = sum(entry.count for entry in ledger.groups.values())
+    return PlanResult(jobs=jobs, carried=carried)
 
 
-def _summary_lane(catalog: Catalog, settings: Settings, jobs: int) -> Lane | None:
-    """Summary pages over the jobs, as many at once as the summariser's provider allows."""
-    if not jobs:
-        return None
+def _summariser_cap(services: Services) -> int:
+    """Summaries in flight at once: the summariser's provider's cap (1 if it is unusable:
+    every summary then fails at once, with the reason)."""
     try:
-        provider: str | None = catalog.resolve(settings.summariser_model).provider
+        return services.cap(services.catalog.resolve(services.settings.summariser_model).provider)
     except UnknownModelError:
-        provider = None  # every summary then fails at once, with the reason
-    cap = catalog.providers[provider].max_concurrency if provider else 1
-    return Lane.sized(provider or "none", 0, jobs - 1, settings.summary_page_size, cap)
+        return 1
 
 
-def _by_provider(models: list[RunModel]) -> dict[str, list[RunModel]]:
-    grouped: dict[str, list[RunModel]] = {}
-    for model in models:
-        grouped.setdefault(model.provider, []).append(model)
-    return grouped
-
-
-def _worst_case_usd(job: Job) -> float:
-    """The most a job can cost: its whole prompt in, `maxTokens` out."""
-    prompt = estimate_tokens(len(job.preamble) + len(job.prompt))
-    return cost_usd(
-        prompt, job.max_tokens, job.model.cost_input_per_million, job.model.cost_output_per_million
+def _worst_case_usd(run: StoredRun) -> float:
+    """The most one job can cost: its longest possible prompt in, `maxTokens` out."""
+    prompt = estimate_tokens(max_prompt_chars(run.definition))
+    return max(
+        (
+            cost_usd(
+                prompt,
+                run.config.max_tokens,
+                model.cost_input_per_million,
+                model.cost_output_per_million,
+            )
+            for model in run.config.models
+        ),
+        default=0.0,
     )
 
 
 def _carry_successes(
     services: Services, parent_id: str, run_id: str, carried: dict[str, ModelProgress]
-) -> set[str]:
-    """Copy the parent's successful transcripts into the run; return their keys."""
-    keys: set[str] = set()
+) -> dict[str, bool]:
+    """Copy the parent's successful transcripts into the run; return their keys, each with
+    whether it still waits for a summary."""
+    keys: dict[str, bool] = {}
     for transcript in services.transcripts.iterate(parent_id):
         if transcript.status != TranscriptStatus.SUCCEEDED:
             continue
         services.transcripts.put(transcript.model_copy(update={"run_id": run_id}))
-        keys.add(transcript.id)
+        keys[transcript.id] = needs_summary(transcript)
         carried.setdefault(transcript.model_id, ModelProgress()).add(
             ModelProgress(
                 completed=1,
@@ -140,63 +129,28 @@ def _carry_successes(
     return keys
 
 
-def _jobs(run: StoredRun, models: list[RunModel]) -> Iterator[Job]:
-    """The run's jobs for `models` in execution order (ordinals are assigned when stored)."""
-    config = run.config
-    indices = sample_indices(
-        run.definition.scenario_count, config.sample_percentage, config.sample_seed
-    )
-    for index in indices:
-        scenario = scenario_at(run.definition, index)
-        for model in models:
-            for sample in range(1, config.samples_per_scenario + 1):
-                yield Job(
-                    run_id=run.id,
-                    ordinal=0,
-                    key=job_key(model.id, scenario.id, sample),
-                    scenario_id=scenario.id,
-                    scenario_number=scenario.number,
-                    scenario_name=scenario.name,
-                    dimensions=scenario.dimensions,
-                    preamble=scenario.preamble,
-                    prompt=scenario.prompt,
-                    model=model,
-                    sample=sample,
-                    temperature=config.temperature,
-                    max_tokens=config.max_tokens,
-                )
-
-
-def load_jobs(services: Services, run_id: str, ordinals: list[int]) -> list[Job]:
-    """The jobs of a batch, one range query per run of consecutive ordinals: fresh jobs are
-    consecutive, and retried or deferred ones joining them must not widen the range read."""
-    return [
-        job
-        for first, last in consecutive_runs(ordinals)
-        for job in services.jobs.get_range(run_id, first, last)
-    ]
-
-
-async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
+async def probe_job(services: Services, work: WorkInput) -> Outcome:
     """Run one job, at most once successfully: a job with a successful transcript is not
-    sent to its provider again (activities are delivered at least once)."""
-    job = probe.job
-    log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": probe.attempt}
-    status, existing = await asyncio.gather(
-        services.run_io(services.runs.status, job.run_id),
+    sent to its provider again (activities are delivered at least once).
+
+    One storage read (the job's transcript, for that check) and one write (the transcript)
+    per job: the job comes from the run's snapshot and the status from this process's cache.
+    """
+    item = work.item
+    job = (await job_space(services, work.run_id)).job(item.ordinal)
+    log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": item.attempt}
+    run_gate, existing = await asyncio.gather(
+        gate(services, job.run_id),
         services.run_io(services.transcripts.get_if_exists, job.run_id, job.key),
     )
     if existing is not None and existing.status == TranscriptStatus.SUCCEEDED:
         log.info("job already succeeded; not calling the provider again", extra=log_extra)
         return _outcome(job.ordinal, existing)
-    if status != RunStatus.RUNNING:
+    if run_gate.status != RunStatus.RUNNING:
         # Paused: the job waits for the resume. Cancelled or ended: it never runs.
-        log.info("run is %s; not calling the provider", status.value, extra=log_extra)
-        return ProbeOutcome(
-            ordinal=job.ordinal,
-            outcome="deferred" if status == RunStatus.PAUSED else "stopped",
-            model_id=job.model.id,
-        )
+        log.info("run is %s; not calling the provider", run_gate.status.value, extra=log_extra)
+        kind = "deferred" if run_gate.status in (RunStatus.PAUSED, RunStatus.PENDING) else "stopped"
+        return Outcome(ordinal=job.ordinal, kind=kind, model_id=job.model.id)
 
     request = CompletionRequest(
         model=job.model.version,
@@ -217,13 +171,15 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
         async with open_provider(resolved, services.settings) as provider:
             result = await provider.complete(request)
     except ProviderError as error:
-        if error.retryable and not probe.final:
+        if error.retry is not None and not work.final:
             log.info("retryable provider error %s", error.code, extra=log_extra)
-            return ProbeOutcome(
+            return Outcome(
                 ordinal=job.ordinal,
-                outcome="retry",
+                kind="retry",
                 model_id=job.model.id,
-                retry_after=error.retry_after,
+                called=True,
+                rate_limited=error.retry.rate_limited,
+                retry=error.retry,
             )
         log.warning("job failed: %s", error.code, extra=log_extra)
         outcome = _failure(error)
@@ -233,9 +189,9 @@ async def probe_job(services: Services, probe: ProbeInput) -> ProbeOutcome:
     else:
         outcome = _success(result, resolved)
     duration_ms = round((time.perf_counter() - started) * 1000)
-    transcript = _transcript(job, probe, request, duration_ms, existing, outcome)
+    transcript = _transcript(job, item.attempt, request, duration_ms, existing, outcome)
     await services.run_io(services.transcripts.put, transcript)
-    return _outcome(job.ordinal, transcript)
+    return _outcome(job.ordinal, transcript, called=True, rate_limited=_limited(outcome))
 
 
 def _success(result: CompletionResult, model: ResolvedModel) -> dict[str, Any]:
@@ -267,7 +223,7 @@ def _messages(job: Job) -> list[Message]:
 
 def _transcript(
     job: Job,
-    probe: ProbeInput,
+    attempt: int,
     request: CompletionRequest,
     duration_ms: int,
     existing: Transcript | None,
@@ -293,7 +249,7 @@ def _transcript(
         sample=job.sample,
         turns=turns,
         duration_ms=duration_ms,
-        attempts=probe.attempt,
+        attempts=attempt,
         request_hash=_request_hash(request),
         created_at=existing.created_at if existing else now,
         updated_at=now,
@@ -306,13 +262,22 @@ def _request_hash(request: CompletionRequest) -> str:
     return hashlib.sha256(parameters.encode()).hexdigest()[:16]
 
 
-def _outcome(ordinal: int, transcript: Transcript) -> ProbeOutcome:
+def _limited(outcome: dict[str, Any]) -> bool:
+    error = outcome.get("error")
+    return error is not None and error.code == ErrorCode.RATE_LIMITED.value
+
+
+def _outcome(
+    ordinal: int, transcript: Transcript, called: bool = False, rate_limited: bool = False
+) -> Outcome:
     succeeded = transcript.status == TranscriptStatus.SUCCEEDED
-    return ProbeOutcome(
+    return Outcome(
         ordinal=ordinal,
-        outcome="succeeded" if succeeded else "failed",
+        kind="done" if succeeded else "failed",
         model_id=transcript.model_id,
         cost_usd=transcript.cost_usd,
         input_tokens=transcript.input_tokens,
         output_tokens=transcript.output_tokens,
+        called=called,
+        rate_limited=rate_limited,
     )

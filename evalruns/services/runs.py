@@ -7,15 +7,16 @@ import uuid
 from typing import Any
 
 from evalruns.domain.base import utcnow
-from evalruns.domain.orchestration import SyncResult
+from evalruns.domain.orchestration import CustomStatus
 from evalruns.domain.runs import (
-    ORCHESTRATION_MOVES,
+    Actor,
     Progress,
     Run,
     RunConfig,
     RunModel,
     RunRequest,
     RunStatus,
+    may_move,
 )
 from evalruns.domain.sampling import new_seed, sample_size
 from evalruns.errors import FieldError, InvalidInput
@@ -110,12 +111,10 @@ def get_run(services: Services, run_id: str) -> StoredRun:
 
 def with_live_progress(run: Run, custom_status: Any) -> Run:
     """The run with the orchestration's live progress (its custom status), when it has one."""
-    if run.status.is_terminal or not isinstance(custom_status, dict):
+    status = CustomStatus.read(custom_status)
+    if run.status.is_terminal or status is None:
         return run
-    try:
-        progress = Progress.model_validate(custom_status)
-    except ValueError:
-        return run
+    progress = Progress.model_validate(status.model_dump(exclude={"lanes"}))
     return run.model_copy(update={"progress": progress, "cost_usd": progress.cost_usd})
 
 
@@ -129,39 +128,49 @@ def list_runs(
     return services.runs.list(limit, cursor, status, definition_id)
 
 
-def sync_run(
+def move_run(
     services: Services,
     run_id: str,
+    target: RunStatus,
+    *,
     progress: Progress | None = None,
-    target: RunStatus | None = None,
     error: str | None = None,
     reason: str | None = None,
-) -> SyncResult:
-    """What the orchestration records: a progress snapshot, and a move to `target` when the
-    current status allows it. Never raises for a status the user changed meanwhile (paused,
-    cancelled): the orchestration reads the returned status and follows it.
-    """
+) -> StoredRun:
+    """The orchestration's move of a run to `target`, when its status allows it (DESIGN.md
+    section 4), recording `progress` too. A move the status refuses (a user paused or
+    cancelled meanwhile) changes nothing but the progress: the orchestration reads the status
+    it gets back and follows it."""
 
     def change(run: StoredRun) -> StoredRun | None:
         if run.status.is_terminal:
             return None
         update: dict[str, Any] = {}
         now = utcnow()
-        status = run.status
-        if target is not None and target in ORCHESTRATION_MOVES.get(status, ()):
-            update["status"] = status = target
+        if may_move(run.status, target, Actor.ORCHESTRATION):
+            update["status"] = target
             if target.is_terminal:
                 update["completed_at"] = now
             if error is not None:
                 update["error"] = error
             if target == RunStatus.PAUSED:
                 update["pause_reason"] = reason
-        if status == RunStatus.RUNNING and run.started_at is None:
+        if update.get("status", run.status) == RunStatus.RUNNING and run.started_at is None:
             update["started_at"] = now
         if progress is not None and progress != run.progress:
             update["progress"] = progress
             update["cost_usd"] = progress.cost_usd
         return run.model_copy(update=update) if update else None
 
-    run = services.runs.update(run_id, change)
-    return SyncResult(status=run.status, control_seq=run.control_seq, budget_usd=run.budget_usd)
+    return services.runs.update(run_id, change)
+
+
+def record_progress(services: Services, run_id: str, progress: Progress) -> StoredRun:
+    """A progress snapshot of a live run (the list of runs shows it)."""
+
+    def change(run: StoredRun) -> StoredRun | None:
+        if run.status.is_terminal or progress == run.progress:
+            return None
+        return run.model_copy(update={"progress": progress, "cost_usd": progress.cost_usd})
+
+    return services.runs.update(run_id, change)

@@ -13,6 +13,7 @@ from typing import Any
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.definitions import Definition
+from evalruns.domain.ledger import Gate
 from evalruns.domain.runs import Run, RunStatus
 from evalruns.errors import Conflict
 from evalruns.storage.documents import ACCESSED_FIELD, with_accessed
@@ -34,7 +35,10 @@ class StoredRun(Run):
 
 
 def _columns(run: Run) -> dict[str, Any]:
-    return {"Status": run.status.value, "DefinitionId": run.definition_id}
+    columns: dict[str, Any] = {"Status": run.status.value, "DefinitionId": run.definition_id}
+    if run.budget_usd is not None:
+        columns["BudgetUsd"] = float(run.budget_usd)
+    return columns
 
 
 def _document(run: StoredRun) -> dict[str, Any]:
@@ -62,8 +66,12 @@ class RunRepository:
         self._timeline.touch(run_id, at)
 
     def status(self, run_id: str) -> RunStatus:
-        """The run's status alone: probes check it before every provider call."""
-        return RunStatus(self._timeline.column(run_id, "Status"))
+        return self.gate(run_id).status
+
+    def gate(self, run_id: str) -> Gate:
+        """The run's status and budget alone (two columns): what lanes check before work."""
+        columns = self._timeline.columns(run_id, ["Status", "BudgetUsd"])
+        return Gate(status=RunStatus(columns["Status"]), budget_usd=columns.get("BudgetUsd"))
 
     def update(self, run_id: str, change: Callable[[StoredRun], StoredRun | None]) -> StoredRun:
         """Apply `change` to the current run and store it, retrying on concurrent writes.

@@ -91,9 +91,10 @@ class Timeline:
             time_key=entity["TimeKey"],
         )
 
-    def column(self, record_id: str, name: str) -> Any:
-        """One filter column of a record, without reading its document (hot paths)."""
-        return self._lookup(record_id, select=name).get(name)
+    def columns(self, record_id: str, names: list[str]) -> dict[str, Any]:
+        """Some columns of a record, without reading its document (hot paths)."""
+        entity = self._lookup(record_id, select=",".join(names))
+        return {name: entity.get(name) for name in names if entity.get(name) is not None}
 
     def replace(
         self,

@@ -10,15 +10,16 @@ import pytest
 from azure.data.tables import TableClient
 
 from evalruns.domain.definitions import Definition
+from evalruns.domain.ledger import Ledger
 from evalruns.domain.runs import Progress, RunConfig, RunModel, RunStatus
-from evalruns.domain.transcripts import Job, Transcript, TranscriptStatus, Turn
+from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn
 from evalruns.errors import NotFound
 from evalruns.services import Services
 from evalruns.storage import documents
 from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.definitions import DefinitionRepository
 from evalruns.storage.documents import build_entity, read_document, split_utf16
-from evalruns.storage.jobs import JobRepository
+from evalruns.storage.ledgers import LedgerRepository
 from evalruns.storage.limits import (
     BATCH_HEADROOM_BYTES,
     MAX_BATCH_BYTES,
@@ -72,24 +73,6 @@ def make_run(run_id: str) -> StoredRun:
         created_at=NOW,
         updated_at=NOW,
         definition=definition,
-    )
-
-
-def make_job(run_id: str) -> Job:
-    return Job(
-        run_id=run_id,
-        ordinal=0,
-        key="mock-small!s000001!001",
-        scenario_id="s000001",
-        scenario_number=1,
-        scenario_name="Base scenario",
-        dimensions={},
-        preamble="",
-        prompt="plain",
-        model=make_model(),
-        sample=1,
-        temperature=0.0,
-        max_tokens=16,
     )
 
 
@@ -162,7 +145,7 @@ def test_reads_with_forbidden_ids_are_not_found_without_a_request(
     spill = DocumentBlobs(services.storage.container(services.settings.spill_container))
     runs = RunRepository(Timeline(runs_table, "run"))  # type: ignore[arg-type]
     definitions = DefinitionRepository(Timeline(definitions_table, "definition"))  # type: ignore[arg-type]
-    jobs = JobRepository(jobs_table)  # type: ignore[arg-type]
+    ledgers = LedgerRepository(jobs_table)  # type: ignore[arg-type]
     transcripts = TranscriptRepository(transcripts_table, spill)  # type: ignore[arg-type]
     valid_transcript_id = "mock-small!s000001!001"
 
@@ -170,7 +153,6 @@ def test_reads_with_forbidden_ids_are_not_found_without_a_request(
         lambda: runs.get(bad),
         lambda: runs.update(bad, lambda run: run),
         lambda: definitions.get(bad),
-        lambda: jobs.get(bad, 0),
         lambda: transcripts.get(bad, valid_transcript_id),
         lambda: transcripts.get("run1", bad),
     ]
@@ -178,6 +160,7 @@ def test_reads_with_forbidden_ids_are_not_found_without_a_request(
         with pytest.raises(NotFound):
             read()
     assert transcripts.get_if_exists(bad, valid_transcript_id) is None
+    assert ledgers.get(bad) is None
     assert transcripts.get_if_exists("run1", bad) is None
 
     calls = runs_table.calls + definitions_table.calls + jobs_table.calls + transcripts_table.calls
@@ -191,7 +174,6 @@ def test_reads_with_forbidden_ids_through_services_are_not_found(
     for read in (
         lambda: services.runs.get(bad),
         lambda: services.definitions.get(bad),
-        lambda: services.jobs.get(bad, 3),
         lambda: services.transcripts.get(bad, "x"),
     ):
         with pytest.raises(NotFound):
@@ -205,7 +187,7 @@ def test_writes_with_forbidden_ids_are_refused_before_storage(services: Services
     with pytest.raises(LimitExceeded):
         services.runs.create(make_run(bad))
     with pytest.raises(LimitExceeded):
-        services.jobs.put_all([make_job(bad)])
+        services.ledgers.create(bad, Ledger())
     with pytest.raises(LimitExceeded):
         services.transcripts.put(make_transcript(bad))
     # Even a transcript big enough to spill to Blob is refused before anything is written.

@@ -1,4 +1,4 @@
-"""Repositories round-trip on a real Azurite: definitions, runs, jobs and transcripts."""
+"""Repositories round-trip on a real Azurite: definitions, runs, ledgers and transcripts."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ import pytest
 from azure.data.tables import TableClient
 
 from evalruns.domain.definitions import Definition, DefinitionInput
+from evalruns.domain.ledger import Group, Ledger
 from evalruns.domain.runs import (
+    Actor,
     Progress,
     RunConfig,
     RunModel,
     RunStatus,
-    check_transition,
+    command_target,
 )
+from evalruns.domain.scheduler import Pace
 from evalruns.domain.transcripts import (
-    Job,
     Transcript,
     TranscriptError,
     TranscriptStatus,
@@ -32,7 +34,6 @@ from evalruns.domain.transcripts import (
 )
 from evalruns.errors import Conflict, NotFound
 from evalruns.services import Services
-from evalruns.storage.jobs import JobRepository
 from evalruns.storage.runs import UPDATE_ATTEMPTS, StoredRun
 
 # ---------------------------------------------------------------- factories
@@ -92,24 +93,6 @@ def make_run(**overrides: Any) -> StoredRun:
         "definition": definition,
     }
     return StoredRun(**{**values, **overrides})
-
-
-def make_job(run_id: str, ordinal: int) -> Job:
-    return Job(
-        run_id=run_id,
-        ordinal=ordinal,
-        key=job_key("mock-small", f"s{ordinal + 1:06d}", 1),
-        scenario_id=f"s{ordinal + 1:06d}",
-        scenario_number=ordinal + 1,
-        scenario_name=f"scenario {ordinal + 1}",
-        dimensions={"Urgency": ordinal % 3 + 1},
-        preamble="You are helpful.",
-        prompt=f"Prompt number {ordinal} — ünïcødé",
-        model=make_model(),
-        sample=1,
-        temperature=0.7,
-        max_tokens=256,
-    )
 
 
 def make_transcript(
@@ -286,7 +269,7 @@ def test_conflict_raised_by_change_propagates_and_stores_nothing(services: Servi
     run = services.runs.create(make_run(status=RunStatus.COMPLETED))
 
     def resume(current: StoredRun) -> StoredRun:
-        check_transition(current.status, RunStatus.RUNNING)
+        command_target(Actor.RESUME, current.status)
         return current.model_copy(update={"status": RunStatus.RUNNING})
 
     with pytest.raises(Conflict) as raised:
@@ -301,57 +284,51 @@ def test_update_of_unknown_run_is_not_found(services: Services) -> None:
         services.runs.update(uuid.uuid4().hex, lambda current: current)
 
 
-# ---------------------------------------------------------------- jobs
+# ---------------------------------------------------------------- ledgers
 
 
-def test_jobs_put_all_in_transactions_get_and_iterate(services: Services) -> None:
-    spy = TransactionSpy(services.storage.table("Jobs"))
-    jobs_repo = JobRepository(spy)  # type: ignore[arg-type]
+def make_ledger(count: int = 10) -> Ledger:
+    return Ledger(groups={"mock": Group(count=count, pace=Pace.open(4))}, summary_cap=2)
+
+
+def test_a_ledger_round_trips_and_a_second_create_keeps_the_first(services: Services) -> None:
     run_id = uuid.uuid4().hex
-    jobs = [make_job(run_id, ordinal) for ordinal in range(250)]
+    assert services.ledgers.get(run_id) is None
+    services.ledgers.create(run_id, make_ledger(10))
+    services.ledgers.create(run_id, make_ledger(99))  # a plan run again keeps the ledger
 
-    assert jobs_repo.put_all(iter(jobs)) == 250
-
-    assert spy.transaction_sizes == [100, 100, 50]
-    for ordinal in (0, 99, 100, 249):
-        assert services.jobs.get(run_id, ordinal) == jobs[ordinal]
-    assert list(services.jobs.iterate(run_id)) == jobs
-
-    # Re-planning upserts the same jobs under the same keys.
-    assert services.jobs.put_all(jobs) == 250
-    assert len(list(services.jobs.iterate(run_id))) == 250
+    stored = services.ledgers.get(run_id)
+    assert stored is not None
+    ledger, etag = stored
+    assert ledger == make_ledger(10)
+    assert etag
 
 
-def test_jobs_with_long_non_ascii_prompts_stay_under_the_transaction_payload(
-    services: Services,
-) -> None:
-    # 100 such jobs are ~9 MB on the wire (non-ASCII is escaped as \uXXXX), over the 4 MiB a
-    # Table transaction may carry: they must be split by size, not only by count.
-    spy = TransactionSpy(services.storage.table("Jobs"))
-    jobs_repo = JobRepository(spy)  # type: ignore[arg-type]
+def test_a_ledger_replaced_meanwhile_refuses_the_stale_write(services: Services) -> None:
     run_id = uuid.uuid4().hex
-    long_text = "日本語の長い前置き。" * 800
-    jobs = [
-        make_job(run_id, ordinal).model_copy(update={"preamble": long_text, "prompt": long_text})
-        for ordinal in range(150)
-    ]
+    services.ledgers.create(run_id, make_ledger())
+    stored = services.ledgers.get(run_id)
+    assert stored is not None
+    first, etag = stored
+    winner = first.model_copy(update={"round": 1})
+    services.ledgers.replace(run_id, winner, etag)
 
-    assert jobs_repo.put_all(jobs) == 150
-
-    assert len(spy.transaction_sizes) > 2
-    assert sum(spy.transaction_sizes) == 150
-    assert max(spy.transaction_sizes) < 100
-    assert list(services.jobs.iterate(run_id)) == jobs
+    with pytest.raises(Conflict):
+        services.ledgers.replace(run_id, first.model_copy(update={"round": 7}), etag)
+    again = services.ledgers.get(run_id)
+    assert again is not None and again[0].round == 1
 
 
-def test_jobs_of_other_runs_are_separate(services: Services) -> None:
-    first, second = uuid.uuid4().hex, uuid.uuid4().hex
-    services.jobs.put_all([make_job(first, n) for n in range(3)])
-    services.jobs.put_all([make_job(second, n) for n in range(2)])
+def test_a_large_scattered_selection_round_trips_over_several_rows(services: Services) -> None:
+    run_id = uuid.uuid4().hex
+    scattered = list(range(0, 50_000, 2))  # no two consecutive: 25,000 ranges
+    services.ledgers.put_selection(run_id, {"mock": scattered, "openai": [7, 8, 9]})
 
-    assert [job.run_id for job in services.jobs.iterate(second)] == [second, second]
-    with pytest.raises(NotFound):
-        services.jobs.get(second, 2)
+    assert services.ledgers.selection(run_id, ["mock", "openai", "anthropic"]) == {
+        "mock": scattered,
+        "openai": [7, 8, 9],
+        "anthropic": [],
+    }
 
 
 # ---------------------------------------------------------------- transcripts

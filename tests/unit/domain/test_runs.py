@@ -9,18 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from evalruns.domain.runs import (
-    ACTIONS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
+    MOVES,
+    Actor,
     ModelProgress,
     Progress,
     RunConfig,
     RunModel,
     RunRequest,
     RunStatus,
-    can_transition,
-    check_action,
-    check_transition,
+    command_target,
+    may_move,
 )
 from evalruns.errors import Conflict, EvalrunsError
 
@@ -49,6 +49,14 @@ ALLOWED_ACTIONS = {
     "pause": {S.PENDING, S.RUNNING},
     "resume": {S.PAUSED},
     "cancel": set(NON_TERMINAL_STATUSES),
+}
+ACTION_TARGETS = {"pause": S.PAUSED, "resume": S.RUNNING, "cancel": S.CANCELLED}
+ORCHESTRATION_MOVES = {
+    (S.PENDING, S.RUNNING),
+    (S.RUNNING, S.PAUSED),
+    (S.RUNNING, S.SUMMARIZING),
+    (S.SUMMARIZING, S.COMPLETED),
+    *((status, S.FAILED) for status in NON_TERMINAL_STATUSES),
 }
 ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
 ALL_ACTION_CASES = list(itertools.product(sorted(ALLOWED_ACTIONS), RunStatus))
@@ -83,74 +91,78 @@ def test_terminal_statuses() -> None:
     assert {status for status in RunStatus if status.is_terminal} == set(TERMINAL_STATUSES)
 
 
-@pytest.mark.parametrize(("current", "target"), ALL_PAIRS, ids=lambda s: s.value)
-def test_can_transition_matches_the_design(current: RunStatus, target: RunStatus) -> None:
-    assert can_transition(current, target) is ((current, target) in ALLOWED_TRANSITIONS)
-
-
-@pytest.mark.parametrize(("current", "target"), sorted(ALLOWED_TRANSITIONS), ids=str)
-def test_check_transition_allows_every_design_transition(
+@pytest.mark.parametrize(("current", "target"), ALL_PAIRS, ids=str)
+def test_the_moves_table_allows_exactly_the_design_transitions(
     current: RunStatus, target: RunStatus
 ) -> None:
-    check_transition(current, target)
+    allowed = any(may_move(current, target, actor) for actor in Actor)
+    assert allowed is ((current, target) in ALLOWED_TRANSITIONS)
 
 
-@pytest.mark.parametrize(
-    ("current", "target"),
-    [pair for pair in ALL_PAIRS if pair not in ALLOWED_TRANSITIONS],
-    ids=str,
-)
-def test_check_transition_refuses_the_rest_with_a_conflict(
-    current: RunStatus, target: RunStatus
+@pytest.mark.parametrize(("current", "target", "actor"), sorted(MOVES), ids=str)
+def test_every_move_names_who_may_make_it(
+    current: RunStatus, target: RunStatus, actor: Actor
 ) -> None:
-    with pytest.raises(Conflict) as caught:
-        check_transition(current, target)
+    if actor.is_user:
+        assert command_target(actor, current) == target
+        assert (current, target) in {
+            (source, ACTION_TARGETS[actor.value]) for source in ALLOWED_ACTIONS[actor.value]
+        }
+    else:
+        assert (current, target) in ORCHESTRATION_MOVES
 
-    assert caught.value.current_status == current.value
-    assert current.value in caught.value.message
-    assert target.value in caught.value.message
+
+def test_the_orchestration_makes_exactly_its_moves() -> None:
+    made = {(current, target) for current, target, actor in MOVES if not actor.is_user}
+    assert made == ORCHESTRATION_MOVES
 
 
 @pytest.mark.parametrize("status", TERMINAL_STATUSES)
-def test_terminal_statuses_allow_no_transition_and_no_action(status: RunStatus) -> None:
-    assert not any(can_transition(status, target) for target in RunStatus)
-    for action in ACTIONS:
+def test_terminal_statuses_allow_no_move_and_no_command(status: RunStatus) -> None:
+    assert not any(may_move(status, target, actor) for target in RunStatus for actor in Actor)
+    for actor in (Actor.PAUSE, Actor.RESUME, Actor.CANCEL):
         with pytest.raises(Conflict):
-            check_action(action, status)
+            command_target(actor, status)
 
 
 @pytest.mark.parametrize("status", NON_TERMINAL_STATUSES)
 def test_every_live_status_can_be_cancelled_or_fail(status: RunStatus) -> None:
-    assert can_transition(status, S.CANCELLED)
-    assert can_transition(status, S.FAILED)
+    assert may_move(status, S.CANCELLED, Actor.CANCEL)
+    assert may_move(status, S.FAILED, Actor.ORCHESTRATION)
+    assert not may_move(status, S.CANCELLED, Actor.ORCHESTRATION)
 
 
-def test_the_happy_path_is_a_chain_of_allowed_transitions() -> None:
+def test_the_happy_path_is_a_chain_of_allowed_moves() -> None:
     path = [S.PENDING, S.RUNNING, S.PAUSED, S.RUNNING, S.SUMMARIZING, S.COMPLETED]
 
     for current, target in itertools.pairwise(path):
-        check_transition(current, target)
+        assert any(may_move(current, target, actor) for actor in Actor)
 
 
 def test_no_status_can_skip_summarizing_or_go_back_to_pending() -> None:
-    assert not can_transition(S.RUNNING, S.COMPLETED)
-    assert not any(can_transition(status, S.PENDING) for status in RunStatus)
+    assert not any(may_move(S.RUNNING, S.COMPLETED, actor) for actor in Actor)
+    assert not any(may_move(status, S.PENDING, actor) for status in RunStatus for actor in Actor)
 
 
-# --- user actions ----------------------------------------------------------------------------
+def test_only_a_resume_leaves_paused_and_the_orchestration_pauses_only_a_running_run() -> None:
+    assert {t for s, t, a in MOVES if s == S.PAUSED and t == S.RUNNING} == {S.RUNNING}
+    assert may_move(S.PAUSED, S.RUNNING, Actor.RESUME)
+    assert not may_move(S.PAUSED, S.RUNNING, Actor.ORCHESTRATION)
+    assert may_move(S.RUNNING, S.PAUSED, Actor.ORCHESTRATION)
+    assert not may_move(S.PENDING, S.PAUSED, Actor.ORCHESTRATION)
 
 
-def test_actions_are_pause_resume_cancel() -> None:
-    assert set(ACTIONS) == set(ALLOWED_ACTIONS)
+# --- user commands ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("action", "status"), ALL_ACTION_CASES, ids=str)
-def test_check_action_matches_the_design(action: str, status: RunStatus) -> None:
+def test_command_target_matches_the_design(action: str, status: RunStatus) -> None:
+    actor = Actor(action)
     if status in ALLOWED_ACTIONS[action]:
-        check_action(action, status)
+        assert command_target(actor, status) == ACTION_TARGETS[action]
         return
     with pytest.raises(Conflict) as caught:
-        check_action(action, status)
+        command_target(actor, status)
 
     error = caught.value
     assert error.current_status == status.value
@@ -160,7 +172,7 @@ def test_check_action_matches_the_design(action: str, status: RunStatus) -> None
 
 def test_conflict_names_the_statuses_the_action_is_allowed_from() -> None:
     with pytest.raises(Conflict) as caught:
-        check_action("resume", S.RUNNING)
+        command_target(Actor.RESUME, S.RUNNING)
 
     assert caught.value.message == (
         "cannot resume a run that is RUNNING; resume is allowed from PAUSED"
@@ -169,7 +181,7 @@ def test_conflict_names_the_statuses_the_action_is_allowed_from() -> None:
 
 def test_conflict_is_a_user_facing_error() -> None:
     with pytest.raises(EvalrunsError) as caught:
-        check_action("pause", S.COMPLETED)
+        command_target(Actor.PAUSE, S.COMPLETED)
 
     assert caught.value.title == "Conflict"
     assert str(caught.value) == caught.value.message

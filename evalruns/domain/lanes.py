@@ -1,0 +1,163 @@
+"""A lane: one slot of a provider's cap (or of the summariser's), with one call in flight.
+
+A lane claims a few items from the run's ledger, works through them one activity at a time,
+and claims again when it has nothing ready, carrying its report of what it did. A retry waits
+in the lane until it is due while the lane goes on with other work; with nothing else to do it
+sleeps on a durable timer. A pause caught by a call, or a claim refused, ends the lane: it
+hands back what it holds and the run starts lanes again when it may.
+
+`LaneState.next_action` decides; the lane orchestrator only carries the action out. Pure and
+deterministic, for replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import Field
+
+from evalruns.domain.base import ApiModel
+from evalruns.domain.ledger import ClaimRequest, ClaimResult, LaneKind, Report
+from evalruns.domain.runs import ModelProgress
+from evalruns.domain.scheduler import MAX_CLAIM, Outcome, WorkItem, is_final, next_attempt
+
+# A lane holding this many retries claims no more work until the first is due.
+MAX_WAITING = 2 * MAX_CLAIM
+# After claims that found nothing yet, a lane asks again after these waits (then the last).
+IDLE_WAITS = (0.25, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class Call:
+    item: WorkItem
+    final: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    request: ClaimRequest
+
+
+@dataclass(frozen=True)
+class Sleep:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Finish:
+    pass
+
+
+Action = Call | Claim | Sleep | Finish
+
+
+class LaneState(ApiModel):
+    """The lane orchestrator's input, carried across its continue-as-new generations."""
+
+    run_id: str
+    lane_id: str
+    kind: LaneKind
+    max_attempts: int
+    seq: int = Field(default=0, description="claims made")
+    held: list[WorkItem] = Field(default_factory=list, description="claimed, not started")
+    waiting: list[WorkItem] = Field(default_factory=list, description="retries, until due")
+    report: Report = Field(default_factory=Report, description="since the last claim")
+    exhausted: bool = Field(default=False, description="the ledger has no more for this lane")
+    rest_until: datetime | None = None
+    report_now: bool = Field(default=False, description="tell the ledger before the next call")
+    stopping: bool = Field(default=False, description="hand everything back and finish")
+    finished: bool = False
+    idle_claims: int = Field(default=0, description="claims in a row that found nothing yet")
+
+    def next_action(self, now: datetime) -> Action:
+        if self.finished:
+            return Finish()
+        if self.stopping:
+            return self._claim(now, release=True)
+        if self.rest_until is not None and now < self.rest_until:
+            return Sleep(self.rest_until)
+        if self.report_now:
+            return self._claim(now, want=0)
+        due = next((item for item in self.waiting if item.is_due(now)), None)
+        item = due or (self.held[0] if self.held else None)
+        if item is not None:
+            return Call(item, is_final(item.attempt, self.max_attempts))
+        if not self.exhausted and len(self.waiting) < MAX_WAITING:
+            return self._claim(now, want=MAX_CLAIM)
+        if self.waiting:
+            return Sleep(min(item.due for item in self.waiting if item.due is not None))
+        return self._claim(now, release=True)
+
+    def _claim(self, now: datetime, want: int = 0, release: bool = False) -> Claim:
+        returned = [*self.held, *self.waiting] if release else []
+        return Claim(
+            ClaimRequest(
+                lane_id=self.lane_id,
+                seq=self.seq + 1,
+                at=now,
+                want=0 if release else want,
+                report=self.report,
+                release=release,
+                returned=returned,
+            )
+        )
+
+    def claimed(self, request: ClaimRequest, result: ClaimResult, now: datetime) -> None:
+        """Take in the ledger's answer to `request`."""
+        self.seq = request.seq
+        self.report = Report()
+        self.report_now = False
+        if request.release:
+            self.held, self.waiting, self.finished = [], [], True
+            return
+        if result.stop is not None:
+            self.stopping = True
+            return
+        self.held.extend(result.items)
+        self.exhausted = self.exhausted or result.exhausted
+        rest = result.rest_seconds
+        if result.idle:
+            rest = max(rest, IDLE_WAITS[min(self.idle_claims, len(IDLE_WAITS) - 1)])
+            self.idle_claims += 1
+        elif result.items:
+            self.idle_claims = 0
+        self.rest_until = now + timedelta(seconds=rest) if rest > 0 else None
+
+    def called(self, item: WorkItem, outcome: Outcome, now: datetime) -> None:
+        """Take in what the call of `item` did."""
+        if item in self.waiting:
+            self.waiting.remove(item)
+        elif item in self.held:
+            self.held.remove(item)
+        if outcome.called:
+            self.report.calls += 1
+            self.report.limited += outcome.rate_limited
+            self.report_now = self.report_now or outcome.rate_limited
+        if outcome.kind == "retry":
+            self.waiting.append(next_attempt(self.run_id, item, outcome, now))
+        elif outcome.kind in ("deferred", "stopped"):
+            self.held.insert(0, item)
+            self.stopping = True
+        else:
+            self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        report = self.report
+        report.finished += 1
+        if self.kind == "summary":
+            report.summarised += outcome.kind == "done"
+            report.summary_failed += outcome.kind == "failed"
+            return
+        done = outcome.kind == "done"
+        report.by_model.setdefault(outcome.model_id, ModelProgress()).add(
+            ModelProgress(
+                completed=done,
+                failed=not done,
+                cost_usd=outcome.cost_usd,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+            )
+        )
+        if done:
+            report.succeeded.append(outcome.ordinal)

@@ -1,0 +1,85 @@
+"""What each process keeps about the runs it works on.
+
+* `JobSpaces`: a run's jobs computed from its snapshot, read once per process and kept
+  (a run's definition and configuration never change).
+* `RunGates`: a run's status and budget as this process last read them, at most
+  `STATUS_STALENESS_SECONDS` old: a probe's status check costs no storage round trip, and a
+  pause or cancel answers only once that long has passed, so no call starts after it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from evalruns.domain.jobspace import JobSpace
+from evalruns.domain.ledger import Gate
+from evalruns.storage.ledgers import LedgerRepository
+from evalruns.storage.runs import RunRepository
+
+STATUS_STALENESS_SECONDS = 0.5
+JOB_SPACES_KEPT = 32
+
+
+class JobSpaces:
+    """Each run's `JobSpace`, built on first use in this process."""
+
+    def __init__(self, runs: RunRepository, ledgers: LedgerRepository) -> None:
+        self._runs = runs
+        self._ledgers = ledgers
+        self._spaces: OrderedDict[str, JobSpace] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> JobSpace:
+        with self._lock:
+            space = self._spaces.get(run_id)
+            if space is not None:
+                self._spaces.move_to_end(run_id)
+                return space
+        space = self.load(run_id)
+        with self._lock:
+            self._spaces[run_id] = space
+            while len(self._spaces) > JOB_SPACES_KEPT:
+                self._spaces.popitem(last=False)
+        return space
+
+    def cached(self, run_id: str) -> JobSpace | None:
+        with self._lock:
+            return self._spaces.get(run_id)
+
+    def load(self, run_id: str) -> JobSpace:
+        run = self._runs.get(run_id)
+        space = JobSpace(run.id, run.definition, run.config)
+        if run.only_failed:
+            selection = self._ledgers.selection(run_id, list(space.groups))
+            space = JobSpace(run.id, run.definition, run.config, selection)
+        return space
+
+
+class RunGates:
+    """Each run's status and budget, read at most every `STATUS_STALENESS_SECONDS`."""
+
+    def __init__(self, runs: RunRepository) -> None:
+        self._runs = runs
+        self._gates: dict[str, tuple[float, Gate]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, run_id: str) -> Gate | None:
+        with self._lock:
+            entry = self._gates.get(run_id)
+        if entry is None or time.monotonic() - entry[0] > STATUS_STALENESS_SECONDS:
+            return None
+        return entry[1]
+
+    def get(self, run_id: str) -> Gate:
+        gate = self.cached(run_id)
+        if gate is not None:
+            return gate
+        read_at = time.monotonic()
+        gate = self._runs.gate(run_id)
+        with self._lock:
+            if len(self._gates) > 4 * JOB_SPACES_KEPT:
+                self._gates.clear()
+            self._gates[run_id] = (read_at, gate)
+        return gate

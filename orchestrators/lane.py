@@ -1,0 +1,55 @@
+"""The lane orchestrator: one slot of a provider's cap (or the summariser's), one call in flight.
+
+It carries out what its state decides (`evalruns.domain.lanes`): claim work from the run's
+ledger, call the probe or summary activity for one item, sleep on a durable timer until a retry
+is due or the provider's pace allows, hand back what it holds and finish. Every yield is one
+new task, so no lane ever waits on work another holds; it continues as new every few steps, so
+its history stays bounded however long the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from evalruns import names
+from evalruns.domain.lanes import Call, Claim, LaneState, Sleep
+from evalruns.domain.ledger import ClaimResult
+from evalruns.domain.orchestration import ClaimInput, WorkInput
+from evalruns.domain.scheduler import Outcome
+from orchestrators.payloads import decode, encode, utc_now
+from orchestrators.retries import INFRASTRUCTURE_RETRY
+
+bp = df.Blueprint()
+
+# Steps (calls, claims, sleeps) per generation before continue-as-new: about 4 history events
+# each, so a generation's history stays near a hundred events.
+STEPS_PER_GENERATION = 24
+WORK_ACTIVITY = {"probe": names.PROBE_ACTIVITY, "summary": names.SUMMARISE_ACTIVITY}
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.LANE_ORCHESTRATOR)
+def lane_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    lane = decode(context.get_input(), LaneState)
+    for _ in range(STEPS_PER_GENERATION):
+        action = lane.next_action(utc_now(context))
+        if isinstance(action, Call):
+            work = WorkInput(run_id=lane.run_id, item=action.item, final=action.final)
+            raw = yield context.call_activity_with_retry(
+                WORK_ACTIVITY[lane.kind], INFRASTRUCTURE_RETRY, encode(work)
+            )
+            lane.called(action.item, Outcome.model_validate(raw), utc_now(context))
+        elif isinstance(action, Claim):
+            claim = ClaimInput(run_id=lane.run_id, request=action.request)
+            raw = yield context.call_activity_with_retry(
+                names.CLAIM_ACTIVITY, INFRASTRUCTURE_RETRY, encode(claim)
+            )
+            lane.claimed(action.request, ClaimResult.model_validate(raw), utc_now(context))
+        elif isinstance(action, Sleep):
+            yield context.create_timer(action.until)
+        else:
+            return None
+    context.continue_as_new(encode(lane))
+    return None
