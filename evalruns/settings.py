@@ -43,6 +43,12 @@ class Settings(BaseModel):
     sas_expiry_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     task_hub: str = "evalruns"
     max_attempts: int = Field(default=4, ge=1, le=20)
+    status_cache_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="how old a run's status may be when a probe checks it (the pause latency)",
+    )
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
     mock_latency_ms: float = Field(default=0.0, ge=0)
     mock_failure_rate: float = Field(default=0.0, ge=0, le=1)

@@ -50,10 +50,12 @@ def services(azurite: Azurite) -> Iterator[Services]:
 
 @pytest.fixture
 def configure(azurite: Azurite) -> Iterator[Callable[..., Services]]:
-    """Install services with setting overrides (mock faults, batch sizes...) for one test."""
+    """Install services with setting overrides (mock faults, caps...) for one test. The status
+    is read afresh by every probe (no cache), so a pause takes effect with no wait."""
 
     def install(**overrides: Any) -> Services:
-        installed = make_services(azurite, **{"summariser_model": SUMMARISER, **overrides})
+        settings = {"summariser_model": SUMMARISER, "status_cache_seconds": 0, **overrides}
+        installed = make_services(azurite, **settings)
         reset_services(installed)
         return installed
 

@@ -110,6 +110,3 @@ class JobSpace:
             temperature=self.config.temperature,
             max_tokens=self.config.max_tokens,
         )
-
-    def provider_of(self, ordinal: int) -> str:
-        return next(name for name, group in self.groups.items() if ordinal in group)

@@ -86,6 +86,8 @@ class LaneState(ApiModel):
         if not self.exhausted and len(self.waiting) < MAX_WAITING:
             return self._claim(now, want=MAX_CLAIM)
         if self.waiting:
+            if not self.report.is_empty:
+                return self._claim(now, want=0)  # tell the ledger before a long sleep
             return Sleep(min(item.due for item in self.waiting if item.due is not None))
         return self._claim(now, release=True)
 

@@ -224,10 +224,13 @@ class Ledger(ApiModel):
         ordinal_of: Callable[[str, int], int],
     ) -> ClaimResult:
         group = self.groups[lane.group]
+        if self.fresh_left(lane.group) == 0 and not group.returned:
+            return ClaimResult(exhausted=True)
+        group.pace = group.pace.after_report(0, 0, now)  # a quiet window lets lanes back in
         if not group.pace.admits(lane.slot):
             return ClaimResult(rest_seconds=group.pace.rest_seconds())
         if want == 0:
-            return ClaimResult(exhausted=self.fresh_left(lane.group) == 0 and not group.returned)
+            return ClaimResult()
         lanes = max(1, len(self.active("probe", lane.group)))
         take = min(want, claim_size(self.fresh_left(lane.group) + len(group.returned), lanes))
         affordable = self._affordable(gate)
@@ -273,7 +276,10 @@ class Ledger(ApiModel):
         items += [WorkItem(ordinal=ordinal) for ordinal in self.dequeue(take - len(items))]
         if items:
             return ClaimResult(items=items)
-        if self.probes_done and not self.summary_returned:
+        if self.summary_returned:
+            first = min(item.due for item in self.summary_returned if item.due is not None)
+            return ClaimResult(rest_seconds=max(MIN_REST_SECONDS, (first - now).total_seconds()))
+        if self.probes_done:
             return ClaimResult(exhausted=True)
         return ClaimResult(idle=True)
 

@@ -4,8 +4,8 @@ The one owner of timing for probes and summaries alike. Pure and deterministic, 
 orchestrators call it while replaying and the ledger calls it when lanes claim work:
 
 * a provider error carries a `Retry` value (rate limited or transient, after how long);
-* every attempt at a work item ends as one `Outcome`; `after_outcome` decides what follows:
-  the item is done, waits for its next attempt until it is due, or goes back to the pool;
+* every attempt at a work item ends as one `Outcome`; a retry's next attempt is due when the
+  provider allows (`next_attempt`), and the last attempt records any failure (`is_final`);
 * a provider that keeps refusing (most of its recent calls limited) is paced down for all its
   lanes at once, and paced up again while it accepts calls (additive increase, multiplicative
   decrease on the number of lanes allowed to call it);
@@ -136,14 +136,13 @@ class Pace(ApiModel):
         return MIN_REST_SECONDS if self.allowed >= self.cap else MAX_REST_SECONDS / 2
 
     def after_report(self, calls: int, limited: int, now: datetime) -> Pace:
-        """The pace once a lane reported `calls` made since its last claim, `limited` refused.
+        """The pace once a lane reported `calls` made since its last claim, `limited` refused
+        (none: time passed quietly).
 
         Refusals are judged over a window, so one lane's bad luck does not slow every lane;
         a cut waits a window after the last one, so the lanes' reports of the same burst of
-        refusals cut once.
+        refusals cut once; a window without refusals lets one more lane in.
         """
-        if calls <= 0:
-            return self
         start = self.window_start or now
         total, refused = self.calls + calls, self.limited + limited
         window = timedelta(seconds=PACE_WINDOW_SECONDS)

@@ -3,8 +3,8 @@
 * `JobSpaces`: a run's jobs computed from its snapshot, read once per process and kept
   (a run's definition and configuration never change).
 * `RunGates`: a run's status and budget as this process last read them, at most
-  `STATUS_STALENESS_SECONDS` old: a probe's status check costs no storage round trip, and a
-  pause or cancel answers only once that long has passed, so no call starts after it.
+  `EVALRUNS_STATUS_CACHE_SECONDS` old: a probe's status check costs no storage round trip, and
+  a pause or cancel answers only once that long has passed, so no call starts after it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from evalruns.domain.ledger import Gate
 from evalruns.storage.ledgers import LedgerRepository
 from evalruns.storage.runs import RunRepository
 
-STATUS_STALENESS_SECONDS = 0.5
 JOB_SPACES_KEPT = 32
 
 
@@ -58,17 +57,18 @@ class JobSpaces:
 
 
 class RunGates:
-    """Each run's status and budget, read at most every `STATUS_STALENESS_SECONDS`."""
+    """Each run's status and budget, read at most every `staleness` seconds."""
 
-    def __init__(self, runs: RunRepository) -> None:
+    def __init__(self, runs: RunRepository, staleness: float) -> None:
         self._runs = runs
+        self.staleness = staleness
         self._gates: dict[str, tuple[float, Gate]] = {}
         self._lock = threading.Lock()
 
     def cached(self, run_id: str) -> Gate | None:
         with self._lock:
             entry = self._gates.get(run_id)
-        if entry is None or time.monotonic() - entry[0] > STATUS_STALENESS_SECONDS:
+        if entry is None or time.monotonic() - entry[0] > self.staleness:
             return None
         return entry[1]
 

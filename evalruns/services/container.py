@@ -58,7 +58,7 @@ class Services:
 
     @cached_property
     def gates(self) -> RunGates:
-        return RunGates(self.runs)
+        return RunGates(self.runs, self.settings.status_cache_seconds)
 
     def cap(self, provider: str) -> int:
         """How many calls `provider` may have in flight: its setting, else the catalog's."""

@@ -2,8 +2,8 @@
 
 The run record is the truth. A command first changes the record (with an ETag, so two
 commands never both win), then signals the orchestration. Probes check the status before every
-provider call through their process's cache, at most `STATUS_STALENESS_SECONDS` old; a pause or
-cancel answers once that long has passed, so no call starts after the answer. The
+provider call through their process's cache, at most `EVALRUNS_STATUS_CACHE_SECONDS` old; a
+pause or cancel answers once that long has passed, so no call starts after the answer. The
 orchestration wakes on the event and re-reads the record, so a lost or stale event can stall
 nothing for long.
 """
@@ -30,7 +30,6 @@ from evalruns.domain.runs import (
 )
 from evalruns.errors import Conflict, FieldError, InvalidInput
 from evalruns.names import control_event
-from evalruns.services.caches import STATUS_STALENESS_SECONDS
 from evalruns.services.container import Services
 from evalruns.services.runs import resolve_models
 from evalruns.storage.runs import StoredRun
@@ -56,7 +55,7 @@ async def pause_run(services: Services, orchestrations: Orchestrations, run_id: 
     """Pause the run; once this returns, no provider call for it starts."""
     run = await _command(services, run_id, Actor.PAUSE)
     await orchestrations.raise_event(run_id, control_event(run.control_seq), {"action": "pause"})
-    await asyncio.sleep(STATUS_STALENESS_SECONDS)
+    await asyncio.sleep(services.gates.staleness)
     return run.public()
 
 
@@ -93,7 +92,7 @@ async def cancel_run(
         await orchestrations.terminate(lane_id, reason)
         terminated.add(lane_id)
     log.info("run %s cancelled; %d lanes terminated", run_id, len(terminated))
-    await asyncio.sleep(max(0.0, STATUS_STALENESS_SECONDS - (time.monotonic() - started)))
+    await asyncio.sleep(max(0.0, services.gates.staleness - (time.monotonic() - started)))
     return run.public()
 
 

