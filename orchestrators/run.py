@@ -84,15 +84,15 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         )
         state = state.model_copy(update={"planned": True})
     look = TickInput(run_id=run_id)
+    tick = yield from _tick(context, look)
     for _ in range(TICKS_PER_GENERATION):
-        tick = yield from _tick(context, look)
         if tick.status.is_terminal:
             return encode(tick.progress)
         if tick.status == RunStatus.PAUSED:
             tick = yield from _while_paused(context, tick, look)
             if tick.status == RunStatus.PAUSED:
                 return _continue_if_paused(context, state, tick)
-            continue
+            continue  # the tick after the resume: the next pass starts its lanes
         lanes = [
             context.call_sub_orchestrator(
                 names.LANE_ORCHESTRATOR,
@@ -113,6 +113,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         waits = [command, timer, *([context.task_all(lanes)] if lanes else [])]
         if (yield context.task_any(waits)) is not timer:
             timer.cancel()
+        tick = yield from _tick(context, look)
     context.continue_as_new(encode(state))
     return None
 

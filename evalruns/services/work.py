@@ -72,8 +72,8 @@ def claim(services: Services, run_id: str, request: ClaimRequest) -> ClaimResult
             move_run(
                 services, run_id, RunStatus.PAUSED, progress=progress, reason=PAUSED_FOR_BUDGET
             )
-        elif request.release and not ledger.active_lane_ids():
-            # The last lane of a run that stopped (paused): its record shows what was done.
+        elif request.release and not ledger.active("probe"):
+            # The last probe lane has stopped: the record shows every job that was done.
             record_progress(services, run_id, progress)
         return result
     raise Conflict(f"the ledger of run {run_id} is too busy; the claim is retried")

@@ -20,6 +20,7 @@ from evalruns.errors import Conflict
 from evalruns.providers.mock import MockProvider
 from evalruns.services import Services
 from evalruns.services.control import cancel_run, create_rerun, pause_run, resume_run
+from orchestrators.run import PAUSE_RECHECK
 from tests.support.runs import grid_definition, probe_calls, start_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -90,10 +91,12 @@ def test_pause_mid_run_stops_new_calls_and_resume_finishes_every_job_once(
     assert status is not None and status.runtime_status == "Running"
 
     resume(services, engine, run.id)
-    # The resume event wakes the orchestrator: no recheck timer is needed to finish.
+    # The resume event wakes the orchestrator: lanes start again at once, before any timer.
     engine.run_until_idle(advance_clock=False)
-    assert services.runs.get(run.id).status == RunStatus.COMPLETED
+    assert calls() == 20
+    resumed_at = engine.clock.now()
     engine.run_until_complete(run.id)
+    assert engine.clock.now() - resumed_at < PAUSE_RECHECK  # no recheck timer was needed
     assert services.runs.get(run.id).status == RunStatus.COMPLETED
     assert_every_job_once(services, run.id, 20)
 
