@@ -85,6 +85,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         state = state.model_copy(update={"planned": True})
     look = TickInput(run_id=run_id)
     tick = yield from _tick(context, look)
+    starts = [*state.start, *tick.start]
     for _ in range(TICKS_PER_GENERATION):
         if tick.status.is_terminal:
             return encode(tick.progress)
@@ -92,6 +93,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
             tick = yield from _while_paused(context, tick, look)
             if tick.status == RunStatus.PAUSED:
                 return _continue_if_paused(context, state, tick)
+            starts = tick.start
             continue  # the tick after the resume: the next pass starts its lanes
         lanes = [
             context.call_sub_orchestrator(
@@ -106,7 +108,7 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
                 ),
                 lane.lane_id,
             )
-            for lane in tick.start
+            for lane in starts
         ]
         command = context.wait_for_external_event(names.control_event(tick.control_seq + 1))
         timer = context.create_timer(utc_now(context) + (ENDGAME_TICK if tick.endgame else TICK))
@@ -114,7 +116,9 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         if (yield context.task_any(waits)) is not timer:
             timer.cancel()
         tick = yield from _tick(context, look)
-    context.continue_as_new(encode(state))
+        starts = tick.start
+    # The last tick's lanes start in the next generation.
+    context.continue_as_new(encode(state.model_copy(update={"start": starts})))
     return None
 
 

@@ -26,11 +26,19 @@ class PlanResult(ApiModel):
     )
 
 
+class LaneStart(ApiModel):
+    lane_id: str
+    kind: LaneKind
+
+
 class RunState(ApiModel):
     """The run orchestrator's input, carried across continue-as-new generations."""
 
     run_id: str
     planned: bool = False
+    start: list[LaneStart] = Field(
+        default_factory=list, description="lanes the last tick opened, to start first"
+    )
 
 
 class TickInput(ApiModel):
@@ -40,11 +48,6 @@ class TickInput(ApiModel):
     run_id: str
     target: RunStatus | None = None
     error: str | None = None
-
-
-class LaneStart(ApiModel):
-    lane_id: str
-    kind: LaneKind
 
 
 class TickResult(ApiModel):

@@ -31,9 +31,11 @@ RETRY_AFTER_MAX_SECONDS = 3600.0
 JITTER = 0.25
 
 # Pacing: a provider is "refusing" when more than this share of the calls reported over the
-# last window were rate limited; then the lanes allowed to call it are cut by DECREASE (at most
-# once per window), and raised by one per window of calls that went through.
+# last window (at least MIN_CALLS_JUDGED of them) were rate limited; then the lanes allowed to
+# call it are cut by DECREASE (at most once per window), and raised by one per window of calls
+# that went through.
 REFUSING_SHARE = 0.5
+MIN_CALLS_JUDGED = 8
 DECREASE = 0.75
 PACE_WINDOW_SECONDS = 1.0
 MIN_REST_SECONDS = 0.5
@@ -152,7 +154,7 @@ class Pace(ApiModel):
             )
         allowed = self.allowed
         last_cut = self.last_cut
-        if refused > REFUSING_SHARE * total:
+        if total >= MIN_CALLS_JUDGED and refused > REFUSING_SHARE * total:
             if last_cut is None or now - last_cut >= window:
                 allowed = max(1.0, allowed * DECREASE)
                 last_cut = now

@@ -62,7 +62,9 @@ def needs_summary(transcript: Transcript) -> bool:
     )
 
 
-async def summarise_job(services: Services, work: WorkInput) -> Outcome:
+async def summarise_job(
+    services: Services, work: WorkInput, now: datetime | None = None
+) -> Outcome:
     """Give job `work.item`'s transcript its decision code and text.
 
     Idempotent: a transcript that has its code is never sent to the summariser again. A run
@@ -81,7 +83,7 @@ async def summarise_job(services: Services, work: WorkInput) -> Outcome:
         log.info("run is %s; not summarising", run_gate.status.value, extra=log_extra)
         kind = "stopped" if run_gate.status.is_terminal else "deferred"
         return Outcome(ordinal=ordinal, kind=kind)
-    now = utcnow()
+    now = now or utcnow()
     ref = services.settings.summariser_model
     try:
         model = services.catalog.resolve(ref)
@@ -90,7 +92,7 @@ async def summarise_job(services: Services, work: WorkInput) -> Outcome:
     except (UnknownModelError, ProviderNotConfiguredError) as error:
         log.warning("summariser model %r cannot be used: %s", ref, error, extra=log_extra)
         reason = f"{FAILURE_PREFIX}: summariser model {ref!r} cannot be used: {error}"
-        return await _store(services, ordinal, _failed(transcript, reason, None, now))
+        return await _store(services, ordinal, _failed(transcript, reason, None, now), False)
     except ProviderError as error:
         if error.retry is not None and not work.final:
             log.info("retryable summariser error %s", error.code, extra=log_extra)
@@ -133,9 +135,12 @@ def _failed(
     )
 
 
-async def _store(services: Services, ordinal: int, transcript: Transcript) -> Outcome:
+async def _store(
+    services: Services, ordinal: int, transcript: Transcript, called: bool = True
+) -> Outcome:
     await services.run_io(services.transcripts.update, transcript)
-    return Outcome(ordinal=ordinal, kind="failed" if transcript.decision_code == ERROR else "done")
+    kind = "failed" if transcript.decision_code == ERROR else "done"
+    return Outcome(ordinal=ordinal, kind=kind, called=called)
 
 
 def summary_request(transcript: Transcript, model: ResolvedModel) -> CompletionRequest:

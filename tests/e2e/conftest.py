@@ -25,7 +25,7 @@ class Stack:
 @pytest.fixture
 def stack(azurite: Azurite, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """devhost on its own task hub, tables and containers, with the settings of the test's
-    `settings` marker (mock latency, faults, batch sizes)."""
+    `settings` marker (mock latency, faults, caps)."""
     marker = request.node.get_closest_marker("settings")
     suffix = uuid.uuid4().hex[:8]
     env = {

@@ -32,7 +32,7 @@ def job_calls(log: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def instance_statuses(stack: Stack, run_id: str) -> dict[str, str]:
-    """Runtime status of the run's instance and its batches, from devhost's admin route."""
+    """Runtime status of the run's instance and its lanes, from devhost's admin route."""
     instances = httpx.get(f"{stack.url}/admin/devhost/instances").json()["instances"]
     return {
         i["instanceId"]: i["runtimeStatus"]
@@ -41,7 +41,7 @@ def instance_statuses(stack: Stack, run_id: str) -> dict[str, str]:
     }
 
 
-def running_batches(stack: Stack, run_id: str) -> bool:
+def running_lanes(stack: Stack, run_id: str) -> bool:
     statuses = instance_statuses(stack, run_id)
     return any(s == "Running" for i, s in statuses.items() if i != run_id)
 
@@ -97,8 +97,7 @@ def in_flight_settled(log: Path, run: dict[str, Any]) -> Callable[[], bool]:
 SETTLE_SECONDS = 0.8
 CONTROL_SETTINGS = {
     "EVALRUNS_MOCK_LATENCY_MS": "300",
-    "EVALRUNS_BATCH_SIZE": "4",
-    "EVALRUNS_PARALLEL_BATCHES": "2",
+    "EVALRUNS_PROVIDER_MOCK_MAX_CONCURRENCY": "4",
 }
 
 
@@ -146,9 +145,9 @@ def test_pause_at_once_pause_then_cancel_and_cancel_while_running(stack: Stack) 
         assert cancelled.status_code == 202 and cancelled.json()["status"] == "CANCELLED"
         assert started_after(log, early, accepted_at, 1.0) == 0
 
-        # Cancelled while batches run: children terminated, no new calls, transcripts kept.
+        # Cancelled while lanes run: they are terminated, no new calls, transcripts kept.
         busy = start(client, models=["mock-small", "mock-large"], samplePercentage=30)
-        poll(lambda: len(job_calls(log, busy)) >= 8 and running_batches(stack, busy["id"]))
+        poll(lambda: len(job_calls(log, busy)) >= 8 and running_lanes(stack, busy["id"]))
         assert action(stack, busy["id"], "cancel").status_code == 202
         accepted_at = time.time()
         run = client.run(busy["id"])

@@ -38,7 +38,7 @@ def example(name: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.settings(EVALRUNS_MOCK_LATENCY_MS="100", EVALRUNS_BATCH_SIZE="10")
+@pytest.mark.settings(EVALRUNS_MOCK_LATENCY_MS="100", EVALRUNS_PROVIDER_MOCK_MAX_CONCURRENCY="4")
 def test_run_completes_with_every_transcript_once_and_exports(stack: Stack) -> None:
     with EvalrunsClient(stack.url) as client:
         definition = client.create_definition(example("library_funding"))

@@ -171,7 +171,7 @@ def test_definition_too_large_to_store_is_a_400_not_a_500(services: Services) ->
 def test_a_server_misconfiguration_is_a_500_not_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
     # A setting out of range fails pydantic validation while the services are built: that is
     # our fault, not the request's, and must not come back as a 400 about the body.
-    monkeypatch.setenv("EVALRUNS_BATCH_SIZE", "0")
+    monkeypatch.setenv("EVALRUNS_MAX_ATTEMPTS", "0")
     reset_services(None)
     try:
         response = call_http("definitions_create", "POST", "/api/definitions", body={})

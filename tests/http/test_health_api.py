@@ -345,20 +345,20 @@ def test_queue_counts_instances_by_runtime_status(
     by_name: dict[str, Counter[str]] = {}
     for snapshot in engine.snapshots():
         by_name.setdefault(snapshot.name, Counter())[snapshot.status.runtime_status] += 1
-    batches = by_name[names.BATCH_ORCHESTRATOR]["Completed"]
-    assert batches >= 1 and set(by_name) == {names.RUN_ORCHESTRATOR, names.BATCH_ORCHESTRATOR}
+    lanes = by_name[names.LANE_ORCHESTRATOR]["Completed"]
+    assert lanes >= 1 and set(by_name) == {names.RUN_ORCHESTRATOR, names.LANE_ORCHESTRATOR}
     counts = queue["instances"]
     assert set(counts) == set(health.RUNTIME_STATUSES)
     assert (counts["Pending"], counts["Running"]) == (1, 1)
-    assert counts["Completed"] >= 2  # the run and its batch sub-orchestrations
-    assert counts["Completed"] == 1 + batches
+    assert counts["Completed"] >= 2  # the run and its lanes
+    assert counts["Completed"] == 1 + lanes
     assert counts["Failed"] == counts["Terminated"] == counts["Suspended"] == 0
     assert queue["byName"][names.RUN_ORCHESTRATOR] == {
         "Pending": 1,
         "Running": 1,
         "Completed": 1,
     }
-    assert queue["byName"][names.BATCH_ORCHESTRATOR]["Completed"] >= 1
+    assert queue["byName"][names.LANE_ORCHESTRATOR]["Completed"] >= 1
     assert queue["byName"] == {name: dict(tally) for name, tally in by_name.items()}
     assert queue["lowerBounds"] == []
     assert queue["oldestPending"]["instanceId"] == pending

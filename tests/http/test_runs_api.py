@@ -35,7 +35,9 @@ def test_run_over_the_api_from_start_to_export(
     configure: Callable[..., Services],
     engine: DurableEngine,
 ) -> None:
-    configure(batch_size=4, parallel_batches=1)
+    # Rate limits make lanes wait on timers, so the engine's clock moves (and the run ticks)
+    # while jobs remain: the run is seen RUNNING with progress part way.
+    configure(provider_caps={"mock": 2}, mock_rate_limit_rate=0.5, mock_seed=3, max_attempts=20)
     definition = create(example("shift_policy"))
     response = start(
         engine,

@@ -1,5 +1,5 @@
-"""The summarising phase on Azurite with the mock provider: a decision code and a summariser's
-explanation for every successful transcript, page by page, idempotent and failure-tolerant."""
+"""Summaries on Azurite with the mock provider: a decision code and a summariser's explanation
+for every successful transcript, one job at a time, idempotent and failure-tolerant."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import pytest
 from evalruns.domain.decisions import PENDING, extract_decision
 from evalruns.domain.definitions import Definition
 from evalruns.domain.expansion import scenario_at
-from evalruns.domain.orchestration import ProbeInput, SummaryPage, SummaryPageInput
+from evalruns.domain.jobspace import JobSpace
+from evalruns.domain.orchestration import WorkInput
 from evalruns.domain.runs import Progress, RunConfig, RunModel, RunStatus
+from evalruns.domain.scheduler import Outcome, WorkItem
 from evalruns.domain.transcripts import (
-    Job,
     Transcript,
     TranscriptError,
     TranscriptStatus,
@@ -36,22 +37,17 @@ from evalruns.services.execution import probe_job
 from evalruns.services.summaries import (
     ANSWER_MAX_CHARS,
     final_answer,
-    summarise_page,
-    summarise_run_page,
+    summarise_job,
     summary_request,
 )
 from evalruns.storage.runs import StoredRun
-
-SUMMARY_PAGE_SIZE = 16
 
 
 @pytest.fixture
 def configure(configure: Callable[..., Services]) -> Callable[..., Services]:
     """The shared fixture, with the product's default summariser (tests elsewhere use another
     version so their call counts leave summaries out)."""
-    return lambda **overrides: configure(
-        **{"summariser_model": "mock-small", "summary_page_size": SUMMARY_PAGE_SIZE, **overrides}
-    )
+    return lambda **overrides: configure(**{"summariser_model": "mock-small", **overrides})
 
 
 # ---------------------------------------------------------------- factories
@@ -192,34 +188,43 @@ def to_summarise(transcripts: list[Transcript]) -> list[Transcript]:
     return [t for t in transcripts if t.decision_code == PENDING]
 
 
-def summarise(services: Services, run_id: str, cursor: str | None, **options: Any) -> SummaryPage:
-    return asyncio.run(summarise_page(services, run_id, cursor, now=SUMMARISED_AT, **options))
+def summarise(
+    services: Services, run_id: str, ordinal: int, attempt: int = 1, final: bool = True
+) -> Outcome:
+    work = WorkInput(run_id=run_id, item=WorkItem(ordinal=ordinal, attempt=attempt), final=final)
+    return asyncio.run(summarise_job(services, work, now=SUMMARISED_AT))
 
 
-def summarise_run(services: Services, run_id: str, **options: Any) -> list[SummaryPage]:
-    """Every page of the run, following the cursors as the orchestrator does."""
-    pages = [summarise(services, run_id, None, **options)]
-    while pages[-1].next_cursor is not None:
-        pages.append(summarise(services, run_id, pages[-1].next_cursor, **options))
-    return pages
+def ordinals(services: Services, run_id: str) -> list[int]:
+    """Every job of the run, in the order lanes hand them out."""
+    run = services.runs.get(run_id)
+    return list(range(JobSpace(run.id, run.definition, run.config).size))
+
+
+def summarise_run(services: Services, run_id: str, **options: Any) -> list[Outcome]:
+    """Every job of the run summarised once, as summary lanes do."""
+    return [
+        summarise(services, run_id, ordinal, **options) for ordinal in ordinals(services, run_id)
+    ]
 
 
 def stored(services: Services, run_id: str) -> dict[str, Transcript]:
     return {t.id: t for t in services.transcripts.iterate(run_id)}
 
 
-def totals(pages: list[SummaryPage]) -> tuple[int, int, int]:
+def totals(outcomes: list[Outcome]) -> tuple[int, int, int]:
+    """(summarised now, failed now, left for a retry)."""
     return (
-        sum(p.summarised for p in pages),
-        sum(p.failed for p in pages),
-        sum(p.pending for p in pages),
+        sum(o.kind == "done" and o.called for o in outcomes),
+        sum(o.kind == "failed" for o in outcomes),
+        sum(o.kind == "retry" for o in outcomes),
     )
 
 
-# ---------------------------------------------------------------- paging
+# ---------------------------------------------------------------- one job at a time
 
 
-def test_pages_cover_every_transcript_once_in_key_order(
+def test_every_pending_transcript_is_summarised_once(
     configure: Callable[..., Services],
 ) -> None:
     services = configure()
@@ -227,32 +232,22 @@ def test_pages_cover_every_transcript_once_in_key_order(
     todo = to_summarise(transcripts)
     assert 0 < len(todo) < len(transcripts)
 
-    pages = summarise_run(services, run.id)
+    outcomes = summarise_run(services, run.id)
 
-    assert len(pages) == -(-len(transcripts) // SUMMARY_PAGE_SIZE) == 3
-    assert pages[0].cursor is None and pages[-1].next_cursor is None
-    assert [p.cursor for p in pages[1:]] == [p.next_cursor for p in pages[:-1]]
-    assert totals(pages) == (len(todo), 0, 0)
-    assert all(p.retry_after is None for p in pages)
+    assert [o.ordinal for o in outcomes] == list(range(len(transcripts)))
+    assert totals(outcomes) == (len(todo), 0, 0)
+    assert all(o.retry is None for o in outcomes)
     # One summariser call per pending transcript, and each of them now has its decision.
     assert MockProvider.calls == {"mock-small-20250601": len(todo)}
     after = stored(services, run.id)
     assert all(after[t.id].decision_code != PENDING for t in todo)
-    # The pages are the run's transcripts in key order, each on exactly one page.
-    seen = [
-        t.id
-        for page in pages
-        for t in services.transcripts.page(run.id, SUMMARY_PAGE_SIZE, page.cursor).items
-    ]
-    assert seen == sorted(t.id for t in transcripts)
 
 
-def test_a_run_without_transcripts_is_one_empty_page(configure: Callable[..., Services]) -> None:
+def test_a_job_without_a_transcript_needs_no_summary(configure: Callable[..., Services]) -> None:
     services = configure()
     run = services.runs.create(make_run())
-    assert summarise_run(services, run.id) == [
-        SummaryPage(cursor=None, next_cursor=None, summarised=0, failed=0, pending=0)
-    ]
+    outcomes = summarise_run(services, run.id)
+    assert {(o.kind, o.called) for o in outcomes} == {("done", False)}
     assert sum(MockProvider.calls.values()) == 0
 
 
@@ -335,11 +330,11 @@ def test_summarising_again_calls_no_provider_and_changes_nothing(
     first = stored(services, run.id)
     calls = sum(MockProvider.calls.values())
 
-    again = asyncio.run(summarise_page(services, run.id, None))  # a redelivered activity
-    pages = summarise_run(services, run.id)
+    again = summarise(services, run.id, 0)  # a redelivered activity
+    outcomes = summarise_run(services, run.id)
 
-    assert (again.summarised, again.failed, again.pending) == (0, 0, 0)
-    assert totals(pages) == (0, 0, 0)
+    assert (again.kind, again.called) == ("done", False)
+    assert totals(outcomes) == (0, 0, 0)
     assert sum(MockProvider.calls.values()) == calls
     assert stored(services, run.id) == first
 
@@ -372,9 +367,9 @@ def test_a_failing_summariser_gives_code_error_and_the_reason(
     run, transcripts = stored_run(services)
     todo = to_summarise(transcripts)
 
-    pages = summarise_run(services, run.id, final=False)  # not retryable: fails at once
+    outcomes = summarise_run(services, run.id, final=False)  # not retryable: fails at once
 
-    assert totals(pages) == (0, len(todo), 0)
+    assert totals(outcomes) == (0, len(todo), 0)
     after = stored(services, run.id)
     for transcript in todo:
         failed = after[transcript.id]
@@ -407,9 +402,9 @@ def test_an_unusable_summariser_model_fails_every_summary_with_the_reason(
     run, transcripts = stored_run(services)
     todo = to_summarise(transcripts)
 
-    pages = summarise_run(services, run.id)
+    outcomes = summarise_run(services, run.id)
 
-    assert totals(pages) == (0, len(todo), 0)
+    assert totals(outcomes) == (0, len(todo), 0)
     assert sum(MockProvider.calls.values()) == 0
     after = stored(services, run.id)
     for transcript in todo:
@@ -432,9 +427,9 @@ def test_a_failure_reason_never_carries_the_key(configure: Callable[..., Service
     transcript = make_transcript(run, "alpha", 1, 0)
     services.transcripts.put(transcript)
 
-    page = summarise(services, run.id, None)
+    outcome = summarise(services, run.id, 0)
 
-    assert (page.failed, page.pending) == (1, 0)
+    assert outcome.kind == "failed"
     failed = services.transcripts.get(run.id, transcript.id)
     assert failed.decision_code == "error"
     assert failed.decision_text is not None
@@ -442,26 +437,24 @@ def test_a_failure_reason_never_carries_the_key(configure: Callable[..., Service
     assert secret not in failed.model_dump_json()
 
 
-def test_rate_limits_leave_the_page_pending_until_the_final_attempt(
+def test_rate_limits_leave_the_job_pending_until_the_final_attempt(
     configure: Callable[..., Services],
 ) -> None:
     services = configure(mock_rate_limit_rate=1.0)
     run, transcripts = stored_run(services)
-    first_page = sorted(transcripts, key=lambda t: t.id)[:SUMMARY_PAGE_SIZE]
-    todo = to_summarise(first_page)
+    todo = to_summarise(transcripts)
 
-    retry = summarise(services, run.id, None, attempt=1, final=False)
+    retries = summarise_run(services, run.id, attempt=1, final=False)
 
-    assert (retry.summarised, retry.failed, retry.pending) == (0, 0, len(todo))
-    assert retry.retry_after == 1.0  # the mock's Retry-After
-    assert retry.cursor is None and retry.next_cursor is not None
+    assert totals(retries) == (0, 0, len(todo))
+    assert {o.retry.after for o in retries if o.retry} == {1.0}  # the mock's Retry-After
+    assert all(o.rate_limited for o in retries if o.kind == "retry")
     after = stored(services, run.id)
     assert all(after[t.id] == t for t in transcripts)  # nothing written
 
-    last = summarise(services, run.id, retry.cursor, attempt=2, final=True)
+    last = summarise_run(services, run.id, attempt=2, final=True)
 
-    assert (last.summarised, last.failed, last.pending) == (0, len(todo), 0)
-    assert last.retry_after is None and last.next_cursor == retry.next_cursor
+    assert totals(last) == (0, len(todo), 0)
     after = stored(services, run.id)
     for transcript in todo:
         assert after[transcript.id].decision_code == "error"
@@ -471,24 +464,24 @@ def test_rate_limits_leave_the_page_pending_until_the_final_attempt(
     assert sum(MockProvider.calls.values()) == 2 * len(todo)
 
 
-def test_a_retried_page_summarises_only_what_was_left_pending(
+def test_a_retried_summary_calls_only_for_what_was_left_pending(
     configure: Callable[..., Services],
 ) -> None:
     services = configure(mock_rate_limit_rate=0.5, mock_seed=11)
     run, _ = stored_run(services)
 
-    retry = summarise(services, run.id, None, final=False)
-    assert retry.summarised > 0 and retry.pending > 0 and retry.failed == 0
+    first = summarise_run(services, run.id, final=False)
+    summarised, failed, pending = totals(first)
+    assert summarised > 0 and pending > 0 and failed == 0
     calls = sum(MockProvider.calls.values())
 
     # The provider has recovered by the next attempt (same tables, no faults).
     recovered = Services(services.settings.model_copy(update={"mock_rate_limit_rate": 0.0}))
-    again = summarise(recovered, run.id, retry.cursor, attempt=2, final=False)
+    again = summarise_run(recovered, run.id, attempt=2, final=False)
 
-    assert (again.summarised, again.failed, again.pending) == (retry.pending, 0, 0)
-    assert sum(MockProvider.calls.values()) == calls + retry.pending
-    first_page = services.transcripts.page(run.id, SUMMARY_PAGE_SIZE, None).items
-    assert all(t.decision_code != PENDING for t in first_page)
+    assert totals(again) == (pending, 0, 0)
+    assert sum(MockProvider.calls.values()) == calls + pending
+    assert all(t.decision_code != PENDING for t in services.transcripts.iterate(run.id))
 
 
 # ---------------------------------------------------------------- the whole flow
@@ -497,33 +490,17 @@ def test_a_retried_page_summarises_only_what_was_left_pending(
 def test_a_probed_job_stays_pending_until_summarised(configure: Callable[..., Services]) -> None:
     services = configure()
     run = services.runs.create(make_run(RunStatus.RUNNING))
-    scenario = scenario_at(run.definition, 6)
-    model = services.catalog.resolve("mock-small")
-    job = Job(
-        run_id=run.id,
-        ordinal=0,
-        key=job_key(model.model_id, scenario.id, 1),
-        scenario_id=scenario.id,
-        scenario_number=scenario.number,
-        scenario_name=scenario.name,
-        dimensions=scenario.dimensions,
-        preamble=scenario.preamble,
-        prompt=scenario.prompt,
-        model=RunModel(id=model.model_id, **model.model_dump(exclude={"model_id"})),
-        sample=1,
-        temperature=0.7,
-        max_tokens=256,
-    )
+    key = JobSpace(run.id, run.definition, run.config).key(6)
 
-    outcome = asyncio.run(probe_job(services, ProbeInput(job=job)))
-    assert outcome.outcome == "succeeded"
-    probed = services.transcripts.get(run.id, job.key)
+    outcome = asyncio.run(probe_job(services, WorkInput(run_id=run.id, item=WorkItem(ordinal=6))))
+    assert outcome.kind == "done" and outcome.called
+    probed = services.transcripts.get(run.id, key)
     assert probed.decision_code == PENDING and probed.decision_text is None
 
-    page = summarise(services, run.id, None)
+    summary = summarise(services, run.id, 6)
 
-    assert page.summarised == 1
-    summarised = services.transcripts.get(run.id, job.key)
+    assert (summary.kind, summary.called) == ("done", True)
+    summarised = services.transcripts.get(run.id, key)
     assert summarised.decision_code == extract_decision(probed.response_text)
     assert summarised.decision_code in {"1", "2", "3", "4", "5"}
     assert summarised.decision_text and summarised.summary_model == DEFAULT_SUMMARISER
@@ -566,24 +543,23 @@ def test_the_csv_shows_pending_until_summarised(configure: Callable[..., Service
 # ---------------------------------------------------------------- the activity's entry
 
 
-def test_the_activity_summarises_only_a_summarizing_run(
-    configure: Callable[..., Services],
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(RunStatus.PAUSED, "deferred"), (RunStatus.CANCELLED, "stopped")],
+)
+def test_a_paused_run_defers_its_summaries_and_an_ended_one_stops_them(
+    configure: Callable[..., Services], status: RunStatus, kind: str
 ) -> None:
     services = configure()
     run, transcripts = stored_run(services)
-    first_page = to_summarise(sorted(transcripts, key=lambda t: t.id)[:SUMMARY_PAGE_SIZE])
-
-    page = asyncio.run(summarise_run_page(services, SummaryPageInput(run_id=run.id)))
-
-    assert not page.stopped and page.summarised == len(first_page)
-    assert page.next_cursor is not None
-    services.runs.update(run.id, lambda r: r.model_copy(update={"status": RunStatus.CANCELLED}))
+    space = JobSpace(run.id, run.definition, run.config)
+    todo = {t.id for t in to_summarise(transcripts)}
+    waiting = [o for o in ordinals(services, run.id) if space.key(o) in todo]
+    assert summarise(services, run.id, waiting[0]).called  # a SUMMARIZING run: summarised
+    services.runs.update(run.id, lambda r: r.model_copy(update={"status": status}))
     calls = sum(MockProvider.calls.values())
 
-    stopped = asyncio.run(
-        summarise_run_page(services, SummaryPageInput(run_id=run.id, cursor=page.next_cursor))
-    )
+    outcomes = [summarise(services, run.id, ordinal) for ordinal in waiting[1:]]
 
-    assert stopped.stopped and (stopped.summarised, stopped.failed, stopped.pending) == (0, 0, 0)
-    assert stopped.next_cursor is None and stopped.cursor == page.next_cursor
+    assert {o.kind for o in outcomes} == {kind}
     assert sum(MockProvider.calls.values()) == calls

@@ -276,7 +276,7 @@ def test_one_lanes_bad_luck_does_not_slow_every_lane() -> None:
 
 
 def test_the_pace_never_falls_below_one_lane() -> None:
-    pace = reports(Pace.open(4), *[(float(second), 5, 5) for second in range(30)])
+    pace = reports(Pace.open(4), *[(float(second), 10, 10) for second in range(30)])
 
     assert pace.allowed == 1.0
     assert pace.admits(0)
