@@ -9,13 +9,14 @@ from functools import cached_property
 
 import requests
 import requests.adapters
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from evalruns.settings import AZURITE_CONNECTION, Settings
+from evalruns.storage.rest import LeanTable, Signer
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class StorageClients:
     def _account_url(self, service: str) -> str:
         return f"https://{self.settings.storage_account_name}.{service}.core.windows.net"
 
-    def table(self, name: str) -> TableClient:
+    def table(self, name: str) -> LeanTable:
         """`name` is one of TABLES; the account's table is prefixed by the settings."""
         full_name = f"{self.settings.table_prefix}{name}"
         client = self.tables.get_table_client(full_name)
@@ -78,7 +79,16 @@ class StorageClients:
                 if full_name not in self._ready:
                     self.tables.create_table_if_not_exists(full_name)
                     self._ready.add(full_name)
-        return client
+        return LeanTable(client, self.tables.url, self._signer)
+
+    @cached_property
+    def _signer(self) -> Signer:
+        account = self.tables.account_name or self.settings.storage_account_name
+        credential = self.tables.credential
+        if isinstance(credential, AzureNamedKeyCredential):
+            return Signer(account, key=credential.named_key.key)
+        assert not isinstance(credential, AzureSasCredential), "SAS connections are not used"
+        return Signer(account, credential=credential)
 
     def container(self, name: str) -> ContainerClient:
         client = self.blobs.get_container_client(name)

@@ -12,7 +12,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
 from evalruns.domain.ledger import Ledger
 from evalruns.errors import Conflict
@@ -24,6 +24,7 @@ from evalruns.storage.limits import (
     transactions,
     wire_bytes,
 )
+from evalruns.storage.rest import LeanTable
 
 LEDGER_ROW = "ledger"
 SELECTION_PREFIX = "selection."
@@ -39,7 +40,7 @@ def _entity(run_id: str, row: str, document: dict[str, Any]) -> dict[str, Any]:
 
 
 class LedgerRepository:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: LeanTable) -> None:
         self._table = table
 
     def create(self, run_id: str, ledger: Ledger) -> None:

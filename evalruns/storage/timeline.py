@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 
 from evalruns.errors import Conflict, FieldError, InvalidInput, NotFound
 from evalruns.storage.documents import (
@@ -28,6 +28,7 @@ from evalruns.storage.documents import (
 )
 from evalruns.storage.limits import LimitExceeded, is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
+from evalruns.storage.rest import LeanTable
 
 PARTITION = "all"
 ID_PREFIX = "id!"
@@ -63,7 +64,7 @@ def _record(entity: dict[str, Any]) -> Record:
 
 
 class Timeline:
-    def __init__(self, table: TableClient, kind: str) -> None:
+    def __init__(self, table: LeanTable, kind: str) -> None:
         self._table = table
         self._kind = kind
 

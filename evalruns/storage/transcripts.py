@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, TranscriptSummary
 from evalruns.errors import Conflict, NotFound
@@ -33,6 +33,7 @@ from evalruns.storage.documents import (
 )
 from evalruns.storage.limits import is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
+from evalruns.storage.rest import LeanTable
 
 # Entities per query page when iterating a run. A page is held in several copies while it is
 # read (response body, parsed JSON, documents), and an entity may be up to 1 MiB, so keep it
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 class TranscriptRepository:
-    def __init__(self, table: TableClient, spill: DocumentBlobs) -> None:
+    def __init__(self, table: LeanTable, spill: DocumentBlobs) -> None:
         self._table = table
         self._spill = spill
 
