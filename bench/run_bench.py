@@ -30,7 +30,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,6 +277,15 @@ def _wait_for(url: str, within: float = 20.0) -> None:
     raise SystemExit(f"{url} did not answer within {within} s")
 
 
+@contextmanager
+def _azurite(connection: str) -> Iterator[Any]:
+    if connection:
+        yield SimpleNamespace(connection_string=connection)
+        return
+    with running_azurite() as azurite:
+        yield azurite
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| workload | wall s | ideal s | wall/ideal | calls in flight | refused | "
@@ -300,10 +312,13 @@ def main() -> None:
     parser.add_argument(
         "--activities", type=int, default=0, help="host activity concurrency (default host.json)"
     )
+    parser.add_argument(
+        "--connection", default="", help="an Azurite already running (e.g. under a profiler)"
+    )
     args = parser.parse_args()
     workloads = WORKLOADS if args.workload == "all" else (args.workload,)
     rows = []
-    with running_azurite() as azurite:
+    with _azurite(args.connection) as azurite:
         for workload in workloads:
             row = run_workload(args, workload, azurite)
             print(json.dumps(row), flush=True)

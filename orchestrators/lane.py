@@ -26,7 +26,7 @@ bp = df.Blueprint()
 
 # Steps (calls, claims, sleeps) per generation before continue-as-new: about 4 history events
 # each, so a generation's history stays near a hundred events.
-STEPS_PER_GENERATION = 24
+STEPS_PER_GENERATION = 8
 WORK_ACTIVITY = {"probe": names.PROBE_ACTIVITY, "summary": names.SUMMARISE_ACTIVITY}
 
 

@@ -11,8 +11,8 @@ escaped: ``_store.escape_key``) holding everything about it, told apart by row k
     ``Generations``, ``CpuSeconds``, ``PeakHistory``).
 ``h.{executionId}.{index:08d}``  one history event (``Event``: JSON in the shape the
     orchestrator receives), append-only per execution.
-``c.{sequence:020d}``  a pending control message (client commands, activity and
-    sub-orchestration results, sub-orchestration starts).
+``c.{sequence:020d}``  a pending control message (client commands, sub-orchestration
+    results and starts; an activity's answer is not written on its own, see below).
 ``t.{executionId}.{timerId:08d}``  a durable timer with its ``FireAt`` (its ``TimerFired``
     message is created when it fires).
 ``w.{executionId}.{taskId:08d}``  an activity scheduled and not yet answered (the work-item
@@ -20,17 +20,19 @@ escaped: ``_store.escape_key``) holding everything about it, told apart by row k
 
 Keeping an instance in one partition lets the store write what belongs together as one
 entity-group transaction: a work item's history, work items, timers, commit marker and the
-deletion of the messages it consumed; an activity's answer and the deletion of its work item.
+deletion of the messages it consumed - and of the work items whose answers it consumed.
 The store applies one partition's writes in order and stops writing to a partition after a
 write failed (``_store.py``), so the order below holds even when a write spans transactions.
 
 A work item is checkpointed in this order: history rows, new work items, timers and messages
 to other instances first; then the instance row (the commit marker) and the deletion of the
-consumed messages. An activity's answer is written before (or with) the deletion of its work
-item. After a crash, rows past the marker are ignored: history beyond ``HistoryLength`` and
-messages at or below ``LastMessage`` are garbage, everything else is replayed - pending
-messages re-queued, timers re-armed, work items without a recorded answer dispatched again
-(at-least-once). A checkpoint re-run after a crash may send a message twice; the receiver
+consumed messages and answered work items. An activity's answer reaches the store only as the
+history of the checkpoint that consumes it, which deletes its work item in the same
+transaction (one write per activity instead of two); a crash before that checkpoint leaves
+the work item, which runs again. After a crash, rows past the marker are ignored: history
+beyond ``HistoryLength`` and messages at or below ``LastMessage`` are garbage, everything else
+is replayed - pending messages re-queued, timers re-armed, work items still there dispatched
+again (at-least-once). A checkpoint re-run after a crash may send a message twice; the receiver
 drops a second ``ExecutionStarted`` and DTFx ignores a second answer to the same task, as in
 Azure.
 """
@@ -74,9 +76,11 @@ _EXECUTION_IDS = uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f")
 
 @dataclass
 class StoredMessage(Message):
-    """A control message and the row that holds it (``None``: never written)."""
+    """A control message and the row that holds it (``None``: never written), with the rows
+    the checkpoint that consumes it deletes (an activity's answer: its work item)."""
 
     row_key: str | None = None
+    consumes: tuple[Op, ...] = ()
 
 
 def message_row_key(seq: int) -> str:
@@ -239,7 +243,8 @@ def checkpoint_rows(
 
 def consumed_rows(instance_id: str, batch: Iterable[StoredMessage]) -> list[Op]:
     key = escape_key(instance_id)
-    return [delete(TABLE, key, m.row_key) for m in batch if m.row_key is not None]
+    rows = [delete(TABLE, key, m.row_key) for m in batch if m.row_key is not None]
+    return rows + [op for m in batch for op in m.consumes]
 
 
 def history_rows(instance_id: str, execution_id: str, length: int) -> list[Op]:

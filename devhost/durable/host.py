@@ -19,8 +19,9 @@ scheduling policy:
 * state is checkpointed to a store (Azure Tables, or memory) after every work item, in the
   order described in ``_commits.py`` and ``_records.py`` (the activities and timers a work item
   schedules take effect once its rows are durable); ``start()`` recovers from it: in-flight
-  orchestrations resume, timers are re-armed, activities that were running are dispatched
-  again (at-least-once, as in Azure), duplicated answers are ignored by the replay as in DTFx.
+  orchestrations resume, timers are re-armed, activities that were running or whose answer no
+  checkpoint consumed yet are dispatched again (at-least-once, as in Azure), duplicated answers
+  are ignored by the replay as in DTFx.
 
 Client commands (``submit_*``) are thread-safe. From another thread they return once the
 command is durable; on the loop's own thread they take effect at once and are written behind.
@@ -579,7 +580,18 @@ class DurableHost(EngineCore):
             if self._abandoned:
                 return  # the work item runs again after the next start
             answer = self.activity_result(request, function.name, input_text, outcome, executed_at)
-            self._deliver(answer, also=[work_item_delete(request)])
+            # The answer is not written on its own: the checkpoint that consumes it writes it
+            # into the history and deletes the work item in the same transaction. A crash
+            # before that leaves the work item, which runs again (at least once, as in Azure).
+            self._enqueue(
+                StoredMessage(
+                    self._next_seq(),
+                    answer.instance_id,
+                    answer.execution_id,
+                    answer.event,
+                    consumes=(work_item_delete(request),),
+                )
+            )
         finally:
             self._running_activities -= 1
             self._running_by_name[request.name] -= 1

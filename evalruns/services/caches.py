@@ -2,6 +2,7 @@
 
 * `JobSpaces`: a run's jobs computed from its snapshot, read once per process and kept
   (a run's definition and configuration never change).
+* `RecentTranscripts`: transcripts written here, for their summary to read without storage.
 * `RunGates`: a run's status and budget as this process last read them, at most
   `EVALRUNS_STATUS_CACHE_SECONDS` old: a probe's status check costs no storage round trip, and
   a pause or cancel answers only once that long has passed, so no call starts after it.
@@ -15,10 +16,12 @@ from collections import OrderedDict
 
 from evalruns.domain.jobspace import JobSpace
 from evalruns.domain.ledger import Gate
+from evalruns.domain.transcripts import Transcript
 from evalruns.storage.ledgers import LedgerRepository
 from evalruns.storage.runs import RunRepository
 
 JOB_SPACES_KEPT = 32
+RECENT_TRANSCRIPTS_KEPT = 4096
 
 
 class JobSpaces:
@@ -83,3 +86,23 @@ class RunGates:
                 self._gates.clear()
             self._gates[run_id] = (read_at, gate)
         return gate
+
+
+class RecentTranscripts:
+    """Transcripts this process wrote and a summary will soon read: the summary of a job
+    probed here costs no storage read. A transcript missing here is read from storage."""
+
+    def __init__(self, kept: int = RECENT_TRANSCRIPTS_KEPT) -> None:
+        self._kept = kept
+        self._transcripts: OrderedDict[tuple[str, str], Transcript] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, transcript: Transcript) -> None:
+        with self._lock:
+            self._transcripts[(transcript.run_id, transcript.id)] = transcript
+            while len(self._transcripts) > self._kept:
+                self._transcripts.popitem(last=False)
+
+    def take(self, run_id: str, transcript_id: str) -> Transcript | None:
+        with self._lock:
+            return self._transcripts.pop((run_id, transcript_id), None)

@@ -191,6 +191,8 @@ async def probe_job(services: Services, work: WorkInput) -> Outcome:
     duration_ms = round((time.perf_counter() - started) * 1000)
     transcript = _transcript(job, item.attempt, request, duration_ms, existing, outcome)
     await services.run_io(services.transcripts.put, transcript)
+    if transcript.status == TranscriptStatus.SUCCEEDED:
+        services.recent.put(transcript)
     return _outcome(job.ordinal, transcript, called=True, rate_limited=_limited(outcome))
 
 

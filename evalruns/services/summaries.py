@@ -74,8 +74,7 @@ async def summarise_job(
     key = (await job_space(services, run_id)).key(ordinal)
     log_extra = {"run_id": run_id, "job_key": key, "attempt": work.item.attempt}
     run_gate, transcript = await asyncio.gather(
-        gate(services, run_id),
-        services.run_io(services.transcripts.get_if_exists, run_id, key),
+        gate(services, run_id), _read(services, run_id, key)
     )
     if transcript is None or not needs_summary(transcript):
         return Outcome(ordinal=ordinal, kind="done")
@@ -120,6 +119,14 @@ async def summarise_job(
         }
     )
     return await _store(services, ordinal, summarised)
+
+
+async def _read(services: Services, run_id: str, key: str) -> Transcript | None:
+    """The transcript, from this process's recent writes when it was probed here."""
+    recent = services.recent.take(run_id, key)
+    if recent is not None:
+        return recent
+    return await services.run_io(services.transcripts.get_if_exists, run_id, key)
 
 
 def _failed(
