@@ -44,7 +44,7 @@ MAX_REST_SECONDS = 5.0
 # Claims: at most this many items; fewer as fresh work runs out, so that the tail of a run is
 # spread over every lane instead of queued behind one slow call.
 MAX_CLAIM = 16
-CLAIMS_PER_LANE_AHEAD = 4
+CLAIMS_PER_LANE_AHEAD = 2
 
 
 class Retry(ApiModel):

@@ -3,6 +3,7 @@
 * `JobSpaces`: a run's jobs computed from its snapshot, read once per process and kept
   (a run's definition and configuration never change).
 * `RecentTranscripts`: transcripts written here, for their summary to read without storage.
+* `Turns`: a lock per run, so this process's claims on a run's ledger take turns.
 * `RunGates`: a run's status and budget as this process last read them, at most
   `EVALRUNS_STATUS_CACHE_SECONDS` old: a probe's status check costs no storage round trip, and
   a pause or cancel answers only once that long has passed, so no call starts after it.
@@ -106,3 +107,17 @@ class RecentTranscripts:
     def take(self, run_id: str, transcript_id: str) -> Transcript | None:
         with self._lock:
             return self._transcripts.pop((run_id, transcript_id), None)
+
+
+class Turns:
+    """One lock per key, for work of this process that must not overlap (a run's claims)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, key: str) -> threading.Lock:
+        with self._lock:
+            if len(self._locks) > 4 * JOB_SPACES_KEPT:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            return self._locks.setdefault(key, threading.Lock())

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from evalruns.providers.catalog import Catalog, load_catalog
 from evalruns.services.access import AccessTracker
-from evalruns.services.caches import JobSpaces, RecentTranscripts, RunGates
+from evalruns.services.caches import JobSpaces, RecentTranscripts, RunGates, Turns
 from evalruns.settings import Settings, load_settings
 from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.clients import CONNECTIONS_PER_HOST, StorageClients
@@ -55,6 +55,10 @@ class Services:
     @cached_property
     def job_spaces(self) -> JobSpaces:
         return JobSpaces(self.runs, self.ledgers)
+
+    @cached_property
+    def ledger_turns(self) -> Turns:
+        return Turns()
 
     @cached_property
     def recent(self) -> RecentTranscripts:

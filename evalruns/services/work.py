@@ -48,8 +48,19 @@ async def gate(services: Services, run_id: str) -> Gate:
 
 def claim(services: Services, run_id: str, request: ClaimRequest) -> ClaimResult:
     """Apply a lane's claim (or release) to the run's ledger; a redelivered one is answered
-    as the first time and changes nothing."""
+    as the first time and changes nothing.
+
+    Claims of one process take turns on the run's ledger (the ETag still decides between
+    processes): a read-modify-write another thread of this process would only spoil is not
+    attempted."""
     space = services.job_spaces.get(run_id)
+    with services.ledger_turns.hold(run_id):
+        return _claim(services, run_id, request, space)
+
+
+def _claim(
+    services: Services, run_id: str, request: ClaimRequest, space: JobSpace
+) -> ClaimResult:
     for _ in range(LEDGER_ATTEMPTS):
         stored = services.ledgers.get(run_id)
         if stored is None:

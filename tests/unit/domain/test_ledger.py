@@ -250,14 +250,14 @@ def test_a_probe_claim_hands_out_fresh_ordinals_of_its_provider() -> None:
 
 
 def test_the_next_claim_continues_after_the_cursor_with_smaller_claims() -> None:
-    ledger = make_ledger({"alpha": 40}, cap=1)
+    ledger = make_ledger({"alpha": 20}, cap=1)
     ledger.open_lanes(RUN, RunStatus.RUNNING)
 
     first = claim(ledger, lane("alpha"), 1)
     second = claim(ledger, lane("alpha"), 2)
 
-    assert ordinals(first) == list(range(10))  # 40 left for 1 lane: 40 // 4
-    assert ordinals(second) == list(range(10, 17))  # 30 left: 30 // 4
+    assert ordinals(first) == list(range(10))  # 20 left for 1 lane: 20 // 2
+    assert ordinals(second) == list(range(10, 15))  # 10 left: 10 // 2
 
 
 def test_a_claim_says_exhausted_when_its_provider_runs_dry() -> None:

@@ -155,7 +155,7 @@ def test_is_final_on_the_last_allowed_attempt(attempt: int, max_attempts: int, f
 
 def test_claims_are_large_while_much_work_remains() -> None:
     assert claim_size(10_000, 4) == MAX_CLAIM
-    assert claim_size(64, 2) == 8
+    assert claim_size(32, 2) == 8
 
 
 def test_claims_shrink_to_one_at_the_end() -> None:
