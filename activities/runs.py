@@ -11,7 +11,7 @@ from evalruns import names
 from evalruns.domain.orchestration import ClaimInput, RunInput, TickInput, WorkInput
 from evalruns.services import get_services
 from evalruns.services.execution import plan_run, probe_job
-from evalruns.services.summaries import summarise_job
+from evalruns.services.summaries import summarise_jobs
 from evalruns.services.work import claim, tick
 
 bp = df.Blueprint()
@@ -35,12 +35,12 @@ def claim_work_activity(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload", activity=names.PROBE_ACTIVITY)
-async def probe_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
+async def probe_job_activity(payload: dict[str, Any]) -> list[dict[str, Any]]:
     outcome = await probe_job(get_services(), WorkInput.model_validate(payload))
-    return outcome.to_json_dict()
+    return [outcome.to_json_dict()]
 
 
 @bp.activity_trigger(input_name="payload", activity=names.SUMMARISE_ACTIVITY)
-async def summarise_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    outcome = await summarise_job(get_services(), WorkInput.model_validate(payload))
-    return outcome.to_json_dict()
+async def summarise_jobs_activity(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    outcomes = await summarise_jobs(get_services(), WorkInput.model_validate(payload))
+    return [outcome.to_json_dict() for outcome in outcomes]

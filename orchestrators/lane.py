@@ -36,11 +36,14 @@ def lane_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
     for _ in range(STEPS_PER_GENERATION):
         action = lane.next_action(utc_now(context))
         if isinstance(action, Call):
-            work = WorkInput(run_id=lane.run_id, item=action.item, final=action.final)
+            work = WorkInput(
+                run_id=lane.run_id, items=list(action.items), max_attempts=lane.max_attempts
+            )
             raw = yield context.call_activity_with_retry(
                 WORK_ACTIVITY[lane.kind], INFRASTRUCTURE_RETRY, encode(work)
             )
-            lane.called(action.item, Outcome.model_validate(raw), utc_now(context))
+            outcomes = [Outcome.model_validate(outcome) for outcome in raw]
+            lane.called(action, outcomes, utc_now(context))
         elif isinstance(action, Claim):
             claim = ClaimInput(run_id=lane.run_id, request=action.request)
             raw = yield context.call_activity_with_retry(

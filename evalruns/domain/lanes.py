@@ -1,10 +1,11 @@
 """A lane: one slot of a provider's cap (or of the summariser's), with one call in flight.
 
-A lane claims a few items from the run's ledger, works through them one activity at a time,
-and claims again when it has nothing ready, carrying its report of what it did. A retry waits
-in the lane until it is due while the lane goes on with other work; with nothing else to do it
-sleeps on a durable timer. A pause caught by a call, or a claim refused, ends the lane: it
-hands back what it holds and the run starts lanes again when it may.
+A lane claims a few items from the run's ledger, works through them one activity at a time
+(a probe lane one job per activity; a summary lane a few transcripts per activity, one after
+the other), and claims again when it has nothing ready, carrying its report of what it did. A
+retry waits in the lane until it is due while the lane goes on with other work; with nothing
+else to do it sleeps on a durable timer. A pause caught by a call, or a claim refused, ends
+the lane: it hands back what it holds and the run starts lanes again when it may.
 
 `LaneState.next_action` decides; the lane orchestrator only carries the action out. Pure and
 deterministic, for replay.
@@ -20,18 +21,20 @@ from pydantic import Field
 from evalruns.domain.base import ApiModel
 from evalruns.domain.ledger import ClaimRequest, ClaimResult, LaneKind, Report
 from evalruns.domain.runs import ModelProgress
-from evalruns.domain.scheduler import MAX_CLAIM, Outcome, WorkItem, is_final, next_attempt
+from evalruns.domain.scheduler import MAX_CLAIM, Outcome, WorkItem, next_attempt
 
 # A lane holding this many retries claims no more work until the first is due.
 MAX_WAITING = 2 * MAX_CLAIM
+# Summaries one activity writes, one after the other (a summary costs no storage read when
+# its transcript was probed in the same process, so the activity itself is most of its cost).
+SUMMARY_BATCH = 4
 # After claims that found nothing yet, a lane asks again after these waits (then the last).
 IDLE_WAITS = (0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
 class Call:
-    item: WorkItem
-    final: bool
+    items: tuple[WorkItem, ...]
 
 
 @dataclass(frozen=True)
@@ -79,17 +82,21 @@ class LaneState(ApiModel):
             return Sleep(self.rest_until)
         if self.report_now:
             return self._claim(now, want=0)
-        due = next((item for item in self.waiting if item.is_due(now)), None)
-        item = due or (self.held[0] if self.held else None)
-        if item is not None:
-            return Call(item, is_final(item.attempt, self.max_attempts))
+        ready = [item for item in self.waiting if item.is_due(now)] + self.held
+        if ready:
+            return Call(tuple(ready[: self.batch]))
         if not self.exhausted and len(self.waiting) < MAX_WAITING:
-            return self._claim(now, want=MAX_CLAIM)
+            return self._claim(now, want=MAX_CLAIM if self.kind == "probe" else SUMMARY_BATCH)
         if self.waiting:
             if not self.report.is_empty:
                 return self._claim(now, want=0)  # tell the ledger before a long sleep
             return Sleep(min(item.due for item in self.waiting if item.due is not None))
         return self._claim(now, release=True)
+
+    @property
+    def batch(self) -> int:
+        """Items one activity takes."""
+        return 1 if self.kind == "probe" else SUMMARY_BATCH
 
     def _claim(self, now: datetime, want: int = 0, release: bool = False) -> Claim:
         returned = [*self.held, *self.waiting] if release else []
@@ -126,23 +133,24 @@ class LaneState(ApiModel):
             self.idle_claims = 0
         self.rest_until = now + timedelta(seconds=rest) if rest > 0 else None
 
-    def called(self, item: WorkItem, outcome: Outcome, now: datetime) -> None:
-        """Take in what the call of `item` did."""
-        if item in self.waiting:
-            self.waiting.remove(item)
-        elif item in self.held:
-            self.held.remove(item)
-        if outcome.called:
-            self.report.calls += 1
-            self.report.limited += outcome.rate_limited
-            self.report_now = self.report_now or outcome.rate_limited
-        if outcome.kind == "retry":
-            self.waiting.append(next_attempt(self.run_id, item, outcome, now))
-        elif outcome.kind in ("deferred", "stopped"):
-            self.held.insert(0, item)
-            self.stopping = True
-        else:
-            self._count(outcome)
+    def called(self, call: Call, outcomes: list[Outcome], now: datetime) -> None:
+        """Take in what the call did to each of its items."""
+        for item, outcome in zip(call.items, outcomes, strict=True):
+            if item in self.waiting:
+                self.waiting.remove(item)
+            elif item in self.held:
+                self.held.remove(item)
+            if outcome.called:
+                self.report.calls += 1
+                self.report.limited += outcome.rate_limited
+                self.report_now = self.report_now or outcome.rate_limited
+            if outcome.kind == "retry":
+                self.waiting.append(next_attempt(self.run_id, item, outcome, now))
+            elif outcome.kind in ("deferred", "stopped"):
+                self.held.insert(0, item)
+                self.stopping = True
+            else:
+                self._count(outcome)
 
     def _count(self, outcome: Outcome) -> None:
         report = self.report

@@ -267,9 +267,12 @@ class Ledger(ApiModel):
     def _claim_summaries(self, lane: LaneMark, want: int, now: datetime) -> ClaimResult:
         if want == 0:
             return ClaimResult()
-        # Greedy: a probe lane's report arrives as one burst, which one summary lane takes
-        # whole; summary claims then number about as many as probe claims.
+        # While jobs are probed, a lane takes what it asked for (a few); once they are all
+        # done, the rest is shared among the lanes, so the last summaries run side by side.
+        lanes = max(1, len(self.active("summary")))
         take = min(want, MAX_CLAIM)
+        if self.probes_done:
+            take = min(take, max(1, -(-self.queued() // lanes)))
         due = [item for item in self.summary_returned if item.is_due(now)]
         items = due[:take]
         self.summary_returned = [item for item in self.summary_returned if item not in items]

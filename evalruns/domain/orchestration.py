@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError
 from evalruns.domain.base import ApiModel
 from evalruns.domain.ledger import ClaimRequest, LaneKind
 from evalruns.domain.runs import ModelProgress, Progress, RunStatus
-from evalruns.domain.scheduler import WorkItem
+from evalruns.domain.scheduler import WorkItem, is_final
 
 
 class RunInput(ApiModel):
@@ -61,11 +61,16 @@ class TickResult(ApiModel):
 
 
 class WorkInput(ApiModel):
-    """One attempt at one work item: a probe of a job, or the summary of its transcript."""
+    """One attempt at each of a few work items: the probe of a job, or the summaries of a few
+    transcripts (one after the other)."""
 
     run_id: str
-    item: WorkItem
-    final: bool = Field(default=True, description="no retry follows: record any failure")
+    items: list[WorkItem] = Field(min_length=1)
+    max_attempts: int = Field(default=1, description="an item's last attempt records failures")
+
+    def final(self, item: WorkItem) -> bool:
+        """No retry follows this attempt: record any failure."""
+        return is_final(item.attempt, self.max_attempts)
 
 
 class ClaimInput(ApiModel):

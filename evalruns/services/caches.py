@@ -60,6 +60,20 @@ class JobSpaces:
         return space
 
 
+class Turns:
+    """One lock per key, for work of this process that must not overlap (a run's claims)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, key: str) -> threading.Lock:
+        with self._lock:
+            if len(self._locks) > 4 * JOB_SPACES_KEPT:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            return self._locks.setdefault(key, threading.Lock())
+
+
 class RunGates:
     """Each run's status and budget, read at most every `staleness` seconds."""
 
@@ -68,6 +82,7 @@ class RunGates:
         self.staleness = staleness
         self._gates: dict[str, tuple[float, Gate]] = {}
         self._lock = threading.Lock()
+        self._reads = Turns()
 
     def cached(self, run_id: str) -> Gate | None:
         with self._lock:
@@ -80,13 +95,17 @@ class RunGates:
         gate = self.cached(run_id)
         if gate is not None:
             return gate
-        read_at = time.monotonic()
-        gate = self._runs.gate(run_id)
-        with self._lock:
-            if len(self._gates) > 4 * JOB_SPACES_KEPT:
-                self._gates.clear()
-            self._gates[run_id] = (read_at, gate)
-        return gate
+        with self._reads.hold(run_id):  # one read at a time; the others take its answer
+            gate = self.cached(run_id)
+            if gate is not None:
+                return gate
+            read_at = time.monotonic()
+            gate = self._runs.gate(run_id)
+            with self._lock:
+                if len(self._gates) > 4 * JOB_SPACES_KEPT:
+                    self._gates.clear()
+                self._gates[run_id] = (read_at, gate)
+            return gate
 
 
 class RecentTranscripts:
@@ -107,17 +126,3 @@ class RecentTranscripts:
     def take(self, run_id: str, transcript_id: str) -> Transcript | None:
         with self._lock:
             return self._transcripts.pop((run_id, transcript_id), None)
-
-
-class Turns:
-    """One lock per key, for work of this process that must not overlap (a run's claims)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-
-    def hold(self, key: str) -> threading.Lock:
-        with self._lock:
-            if len(self._locks) > 4 * JOB_SPACES_KEPT:
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-            return self._locks.setdefault(key, threading.Lock())

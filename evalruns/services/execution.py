@@ -136,7 +136,7 @@ async def probe_job(services: Services, work: WorkInput) -> Outcome:
     One storage read (the job's transcript, for that check) and one write (the transcript)
     per job: the job comes from the run's snapshot and the status from this process's cache.
     """
-    item = work.item
+    (item,) = work.items
     job = (await job_space(services, work.run_id)).job(item.ordinal)
     log_extra = {"run_id": job.run_id, "job_key": job.key, "attempt": item.attempt}
     run_gate, existing = await asyncio.gather(
@@ -171,7 +171,7 @@ async def probe_job(services: Services, work: WorkInput) -> Outcome:
         async with open_provider(resolved, services.settings) as provider:
             result = await provider.complete(request)
     except ProviderError as error:
-        if error.retry is not None and not work.final:
+        if error.retry is not None and not work.final(item):
             log.info("retryable provider error %s", error.code, extra=log_extra)
             return Outcome(
                 ordinal=job.ordinal,

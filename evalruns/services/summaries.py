@@ -20,7 +20,7 @@ from evalruns.domain.base import utcnow
 from evalruns.domain.decisions import ERROR, PENDING, extract_decision
 from evalruns.domain.orchestration import WorkInput
 from evalruns.domain.runs import RunStatus
-from evalruns.domain.scheduler import Outcome
+from evalruns.domain.scheduler import Outcome, WorkItem
 from evalruns.domain.transcripts import Transcript, TranscriptStatus
 from evalruns.providers.base import CompletionRequest, Message, ProviderError
 from evalruns.providers.catalog import ResolvedModel, UnknownModelError
@@ -62,17 +62,25 @@ def needs_summary(transcript: Transcript) -> bool:
     )
 
 
-async def summarise_job(
+async def summarise_jobs(
     services: Services, work: WorkInput, now: datetime | None = None
+) -> list[Outcome]:
+    """Summarise the transcripts of `work.items`, one after the other (each summary is
+    checked against the run's status first, so a pause stops the rest)."""
+    return [await summarise_job(services, work, item, now) for item in work.items]
+
+
+async def summarise_job(
+    services: Services, work: WorkInput, item: WorkItem, now: datetime | None = None
 ) -> Outcome:
-    """Give job `work.item`'s transcript its decision code and text.
+    """Give job `item`'s transcript its decision code and text.
 
     Idempotent: a transcript that has its code is never sent to the summariser again. A run
     that is paused defers the summary; one that has ended (cancelled) stops it.
     """
-    run_id, ordinal = work.run_id, work.item.ordinal
+    run_id, ordinal = work.run_id, item.ordinal
     key = (await job_space(services, run_id)).key(ordinal)
-    log_extra = {"run_id": run_id, "job_key": key, "attempt": work.item.attempt}
+    log_extra = {"run_id": run_id, "job_key": key, "attempt": item.attempt}
     run_gate, transcript = await asyncio.gather(
         gate(services, run_id), _read(services, run_id, key)
     )
@@ -93,7 +101,7 @@ async def summarise_job(
         reason = f"{FAILURE_PREFIX}: summariser model {ref!r} cannot be used: {error}"
         return await _store(services, ordinal, _failed(transcript, reason, None, now), False)
     except ProviderError as error:
-        if error.retry is not None and not work.final:
+        if error.retry is not None and not work.final(item):
             log.info("retryable summariser error %s", error.code, extra=log_extra)
             return Outcome(
                 ordinal=ordinal,

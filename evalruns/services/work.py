@@ -58,9 +58,7 @@ def claim(services: Services, run_id: str, request: ClaimRequest) -> ClaimResult
         return _claim(services, run_id, request, space)
 
 
-def _claim(
-    services: Services, run_id: str, request: ClaimRequest, space: JobSpace
-) -> ClaimResult:
+def _claim(services: Services, run_id: str, request: ClaimRequest, space: JobSpace) -> ClaimResult:
     for _ in range(LEDGER_ATTEMPTS):
         stored = services.ledgers.get(run_id)
         if stored is None:

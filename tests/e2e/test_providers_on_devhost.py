@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections import Counter
@@ -61,7 +62,7 @@ def test_rate_limited_calls_wait_on_durable_timers_and_every_job_succeeds(stack:
         gaps = [
             after["startedAt"] - before["finishedAt"]
             for calls in by_job.values()
-            for before, after in zip(calls, calls[1:], strict=False)
+            for before, after in itertools.pairwise(calls)
         ]
         assert gaps and min(gaps) >= 1.0
         assert max(gaps) < 1.25 + RETRY_SLACK_SECONDS, sorted(gaps)[-5:]

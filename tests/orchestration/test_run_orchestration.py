@@ -237,7 +237,7 @@ def test_probe_never_calls_the_provider_twice_for_a_succeeded_job(
     run = start_run(services, engine, grid_definition(2))
     engine.run_until_complete(run.id)
     assert probe_calls() == 2
-    redelivered = WorkInput(run_id=run.id, item=WorkItem(ordinal=0))
+    redelivered = WorkInput(run_id=run.id, items=[WorkItem(ordinal=0)])
     again = asyncio.run(probe_job(services, redelivered))
     assert again.kind == "done" and not again.called
     assert probe_calls() == 2
@@ -258,9 +258,9 @@ def test_jobs_keep_flowing_while_rejected_ones_wait(
     first_retry = next(i for i, probe in enumerate(probes) if probe.item.attempt > 1)
     # One lane, and every job's first call came before any retry (due a second later): the
     # lane never waited for a rejected job while it had others to run.
-    assert {probe.item.ordinal for probe in probes[:first_retry]} == set(range(25))
-    for ordinal, count in Counter(probe.item.ordinal for probe in probes).items():
-        attempts = [probe.item.attempt for probe in probes if probe.item.ordinal == ordinal]
+    assert {probe.ordinal for probe in probes[:first_retry]} == set(range(25))
+    for ordinal, count in Counter(probe.ordinal for probe in probes).items():
+        attempts = [probe.attempt for probe in probes if probe.ordinal == ordinal]
         assert attempts == list(range(1, count + 1))
 
 
@@ -277,10 +277,10 @@ def test_summaries_keep_flowing_while_rate_limited_ones_wait(
     engine.run_until_complete(run.id)
     assert services.runs.get(run.id).status == RunStatus.COMPLETED
     calls = engine.activity_calls(names.SUMMARISE_ACTIVITY)
-    summaries = [decode(call.input, WorkInput) for call in calls]
-    assert any(summary.item.attempt > 1 for summary in summaries)
-    for ordinal in {summary.item.ordinal for summary in summaries}:
-        attempts = [s.item.attempt for s in summaries if s.item.ordinal == ordinal]
+    summaries = [item for call in calls for item in decode(call.input, WorkInput).items]
+    assert any(summary.attempt > 1 for summary in summaries)
+    for ordinal in {summary.ordinal for summary in summaries}:
+        attempts = [s.attempt for s in summaries if s.ordinal == ordinal]
         assert attempts == list(range(1, len(attempts) + 1))
     transcripts = transcripts_of(services, run.id)
     assert all(t.decision_code in {"1", "2", "3", "4", "5"} for t in transcripts)

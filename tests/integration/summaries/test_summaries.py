@@ -37,7 +37,7 @@ from evalruns.services.execution import probe_job
 from evalruns.services.summaries import (
     ANSWER_MAX_CHARS,
     final_answer,
-    summarise_job,
+    summarise_jobs,
     summary_request,
 )
 from evalruns.storage.runs import StoredRun
@@ -191,8 +191,10 @@ def to_summarise(transcripts: list[Transcript]) -> list[Transcript]:
 def summarise(
     services: Services, run_id: str, ordinal: int, attempt: int = 1, final: bool = True
 ) -> Outcome:
-    work = WorkInput(run_id=run_id, item=WorkItem(ordinal=ordinal, attempt=attempt), final=final)
-    return asyncio.run(summarise_job(services, work, now=SUMMARISED_AT))
+    item = WorkItem(ordinal=ordinal, attempt=attempt)
+    work = WorkInput(run_id=run_id, items=[item], max_attempts=attempt if final else attempt + 1)
+    (outcome,) = asyncio.run(summarise_jobs(services, work, now=SUMMARISED_AT))
+    return outcome
 
 
 def ordinals(services: Services, run_id: str) -> list[int]:
@@ -492,7 +494,9 @@ def test_a_probed_job_stays_pending_until_summarised(configure: Callable[..., Se
     run = services.runs.create(make_run(RunStatus.RUNNING))
     key = JobSpace(run.id, run.definition, run.config).key(6)
 
-    outcome = asyncio.run(probe_job(services, WorkInput(run_id=run.id, item=WorkItem(ordinal=6))))
+    outcome = asyncio.run(
+        probe_job(services, WorkInput(run_id=run.id, items=[WorkItem(ordinal=6)]))
+    )
     assert outcome.kind == "done" and outcome.called
     probed = services.transcripts.get(run.id, key)
     assert probed.decision_code == PENDING and probed.decision_text is None

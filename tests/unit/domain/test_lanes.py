@@ -10,6 +10,7 @@ import pytest
 from evalruns.domain.lanes import (
     IDLE_WAITS,
     MAX_WAITING,
+    SUMMARY_BATCH,
     Action,
     Call,
     Claim,
@@ -18,6 +19,7 @@ from evalruns.domain.lanes import (
     Sleep,
 )
 from evalruns.domain.ledger import ClaimRequest, ClaimResult, LaneKind, Report
+from evalruns.domain.orchestration import WorkInput
 from evalruns.domain.runs import ModelProgress
 from evalruns.domain.scheduler import MAX_CLAIM, Outcome, Retry, WorkItem, retry_delay
 
@@ -59,8 +61,8 @@ def answer(lane: LaneState, result: ClaimResult, now: datetime = T0) -> ClaimReq
 def call(lane: LaneState, outcome: Outcome, now: datetime = T0) -> Call:
     """The lane calls its next item (its next action must be a call) with `outcome`."""
     action = expect_call(lane.next_action(now))
-    assert action.item.ordinal == outcome.ordinal
-    lane.called(action.item, outcome, now)
+    assert [item.ordinal for item in action.items] == [outcome.ordinal]
+    lane.called(action, [outcome], now)
     return action
 
 
@@ -109,7 +111,9 @@ def test_claimed_items_are_called_one_at_a_time_in_order() -> None:
     lane = new_lane()
     answer(lane, ClaimResult(items=items(4, 2, 9)))
 
-    calls = [call(lane, done(ordinal), at(n)).item.ordinal for n, ordinal in enumerate([4, 2, 9])]
+    calls = [
+        call(lane, done(ordinal), at(n)).items[0].ordinal for n, ordinal in enumerate([4, 2, 9])
+    ]
     following = expect_claim(lane.next_action(at(3)))
 
     assert calls == [4, 2, 9]
@@ -125,7 +129,8 @@ def test_the_last_allowed_attempt_is_called_final() -> None:
     first = call(lane, done(1))
     second = call(lane, done(2))
 
-    assert (first.final, second.final) == (False, True)
+    final = [WorkInput(run_id=RUN, items=list(c.items), max_attempts=2) for c in (first, second)]
+    assert [work.final(work.items[0]) for work in final] == [False, True]
 
 
 def test_a_retry_waits_in_the_lane_while_it_goes_on_with_the_next_item() -> None:
@@ -137,7 +142,7 @@ def test_a_retry_waits_in_the_lane_while_it_goes_on_with_the_next_item() -> None
 
     delay = retry_delay(RUN, 1, 1, 10.0)
     assert lane.waiting == [WorkItem(ordinal=1, attempt=2, due=T0 + timedelta(seconds=delay))]
-    assert following == Call(WorkItem(ordinal=2), final=False)
+    assert following == Call((WorkItem(ordinal=2),))
     assert lane.held == items(2, 3)
 
 
@@ -151,9 +156,9 @@ def test_a_due_retry_is_called_before_fresh_items() -> None:
     before = lane.next_action(due - timedelta(milliseconds=1))
     after = lane.next_action(due)
 
-    assert before == Call(WorkItem(ordinal=2), final=False)
-    assert after == Call(lane.waiting[0], final=False)
-    assert expect_call(after).item.attempt == 2
+    assert before == Call((WorkItem(ordinal=2),))
+    assert after == Call((lane.waiting[0],))
+    assert expect_call(after).items[0].attempt == 2
 
 
 def test_the_retry_of_a_retry_is_final_at_the_last_attempt() -> None:
@@ -163,7 +168,7 @@ def test_the_retry_of_a_retry_is_final_at_the_last_attempt() -> None:
     due = lane.waiting[0].due
     assert due is not None
 
-    assert lane.next_action(due) == Call(WorkItem(ordinal=1, attempt=2, due=due), final=True)
+    assert lane.next_action(due) == Call((WorkItem(ordinal=1, attempt=2, due=due),))
 
 
 def test_with_only_retries_left_and_no_more_work_the_lane_sleeps_until_the_first_is_due() -> None:
@@ -181,7 +186,7 @@ def test_with_only_retries_left_and_no_more_work_the_lane_sleeps_until_the_first
 
     assert action == Sleep(first_due)
     assert first_due == lane.waiting[1].due
-    assert lane.next_action(first_due) == Call(lane.waiting[1], final=False)
+    assert lane.next_action(first_due) == Call((lane.waiting[1],))
 
 
 def test_with_retries_waiting_and_more_work_the_lane_claims() -> None:
@@ -251,7 +256,7 @@ def test_a_rate_limited_call_reports_before_the_next_call() -> None:
     assert not report.release
     assert (report.report.calls, report.report.limited) == (1, 1)
     assert not lane.report_now
-    assert lane.next_action(at(0.2)) == Call(WorkItem(ordinal=2), final=False)
+    assert lane.next_action(at(0.2)) == Call((WorkItem(ordinal=2),))
 
 
 def test_a_rest_answer_makes_the_lane_sleep_before_anything_else() -> None:
@@ -262,7 +267,7 @@ def test_a_rest_answer_makes_the_lane_sleep_before_anything_else() -> None:
     answer(lane, ClaimResult(rest_seconds=2.5), at(0.5))
 
     assert lane.next_action(at(1)) == Sleep(at(3))
-    assert lane.next_action(at(3)) == Call(WorkItem(ordinal=2), final=False)
+    assert lane.next_action(at(3)) == Call((WorkItem(ordinal=2),))
 
 
 # --- stopping --------------------------------------------------------------------------------
@@ -296,7 +301,7 @@ def test_a_waiting_retry_caught_by_a_pause_is_handed_back_with_its_attempt() -> 
     item = lane.waiting[0]
     assert item.due is not None
 
-    lane.called(item, Outcome(ordinal=1, kind="deferred"), item.due)
+    lane.called(Call((item,)), [Outcome(ordinal=1, kind="deferred")], item.due)
     release = expect_claim(lane.next_action(item.due))
 
     assert release.returned == [item]
@@ -392,9 +397,16 @@ def test_a_report_counts_everything_since_the_last_claim() -> None:
 def test_a_summary_lane_reports_summaries_written_and_failed() -> None:
     lane = new_lane("summary")
     answer(lane, ClaimResult(items=items(7, 8, 9)))
-    call(lane, Outcome(ordinal=7, kind="done", called=True))
-    call(lane, Outcome(ordinal=8, kind="failed", called=True))
-    call(lane, Outcome(ordinal=9, kind="done"))
+    batch = expect_call(lane.next_action(T0))
+    lane.called(
+        batch,
+        [
+            Outcome(ordinal=7, kind="done", called=True),
+            Outcome(ordinal=8, kind="failed", called=True),
+            Outcome(ordinal=9, kind="done"),
+        ],
+        T0,
+    )
 
     report = expect_claim(lane.next_action(T0)).report
 
@@ -423,3 +435,24 @@ def test_claims_number_on_from_the_last_one() -> None:
     seqs = [answer(lane, ClaimResult(idle=True), at(10 * n)).seq for n in range(4)]
 
     assert seqs == [1, 2, 3, 4]
+
+
+def test_a_summary_lane_writes_a_few_summaries_per_call_one_after_the_other() -> None:
+    lane = new_lane(kind="summary")
+    asked = answer(lane, ClaimResult(items=items(1, 2, 3, 4, 5, 6)))
+    assert asked.want == SUMMARY_BATCH
+
+    first = expect_call(lane.next_action(T0))
+    lane.called(first, [done(item.ordinal) for item in first.items], T0)
+    second = expect_call(lane.next_action(T0))
+
+    assert [item.ordinal for item in first.items] == [1, 2, 3, 4]
+    assert [item.ordinal for item in second.items] == [5, 6]
+    assert lane.report.summarised == 4 and lane.report.finished == 4
+
+
+def test_a_probe_lane_calls_one_job_at_a_time() -> None:
+    lane = new_lane()
+    answer(lane, ClaimResult(items=items(1, 2, 3)))
+
+    assert expect_call(lane.next_action(T0)).items == (WorkItem(ordinal=1),)
