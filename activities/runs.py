@@ -8,6 +8,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from evalruns import names
+from evalruns.domain.lanes import LaneState
 from evalruns.domain.orchestration import ClaimInput, RunInput, TickInput, WorkInput
 from evalruns.services import get_services
 from evalruns.services.execution import plan_run, probe_job
@@ -24,8 +25,26 @@ def plan_run_activity(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload", activity=names.TICK_ACTIVITY)
-def tick_run_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    return tick(get_services(), TickInput.model_validate(payload)).to_json_dict()
+@bp.durable_client_input(client_name="client")
+async def tick_run_activity(
+    payload: dict[str, Any], client: df.DurableOrchestrationClient
+) -> dict[str, Any]:
+    """Look at the run, and start the lanes it opened that are not running yet: lanes are
+    orchestrations of their own, not sub-orchestrations, so the run orchestrator can continue
+    as new while they run (DTFx completes an orchestration only once its tasks are done)."""
+    services = get_services()
+    result = await services.run_io(tick, services, TickInput.model_validate(payload))
+    for lane in result.start:
+        status = await client.get_status(lane.lane_id)
+        if status is None or status.runtime_status is None:
+            state = LaneState(
+                run_id=result.run_id,
+                lane_id=lane.lane_id,
+                kind=lane.kind,
+                max_attempts=result.max_attempts,
+            )
+            await client.start_new(names.LANE_ORCHESTRATOR, lane.lane_id, state.to_json_dict())
+    return result.to_json_dict()
 
 
 @bp.activity_trigger(input_name="payload", activity=names.CLAIM_ACTIVITY)

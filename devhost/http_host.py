@@ -135,6 +135,7 @@ class DevHost:
                 base_url=self.public_url,
                 rpc_base_url=f"http://127.0.0.1:{rpc_port}{RPC_PATH}/",
             )
+            backend.client_binding = self.rpc.binding_json
         self.worker = worker
         self.failure: str | None = None
         """Why the host stopped on its own (its worker process died), if it did."""

@@ -222,6 +222,10 @@ class RemoteInvoker:
         )
         return outcome
 
-    async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
-        outcome: ActivityOutcome = await self._worker.call(ACTIVITY, (function.name, input_text))
+    async def invoke_activity(
+        self, function: DurableFunction, input_text: str, client_json: str | None = None
+    ) -> ActivityOutcome:
+        outcome: ActivityOutcome = await self._worker.call(
+            ACTIVITY, (function.name, input_text, client_json)
+        )
         return outcome

@@ -139,11 +139,11 @@ class WorkerProcess:
                 self._orchestrators, self._invoker.invoke_orchestrator, function, context_json
             )
         if kind == ACTIVITY:
-            name, input_text = payload
+            name, input_text, client_json = payload
             function = self._catalog.activity(name)
             if function is None:
                 raise LookupError(f"no activity function named {name!r}")
-            return await self._invoker.invoke_activity(function, input_text)
+            return await self._invoker.invoke_activity(function, input_text, client_json)
         raise ValueError(f"unknown request {kind!r}")
 
 

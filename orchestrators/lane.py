@@ -36,6 +36,7 @@ def lane_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
     for _ in range(STEPS_PER_GENERATION):
         action = lane.next_action(utc_now(context))
         if isinstance(action, Call):
+            began = utc_now(context)
             work = WorkInput(
                 run_id=lane.run_id, items=list(action.items), max_attempts=lane.max_attempts
             )
@@ -43,7 +44,8 @@ def lane_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
                 WORK_ACTIVITY[lane.kind], INFRASTRUCTURE_RETRY, encode(work)
             )
             outcomes = [Outcome.model_validate(outcome) for outcome in raw]
-            lane.called(action, outcomes, utc_now(context))
+            ended = utc_now(context)
+            lane.called(action, outcomes, ended, (ended - began).total_seconds())
         elif isinstance(action, Claim):
             claim = ClaimInput(run_id=lane.run_id, request=action.request)
             raw = yield context.call_activity_with_retry(

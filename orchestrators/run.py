@@ -2,11 +2,11 @@
 
 It moves the run to RUNNING, plans it (the ledger its lanes claim work from), then ticks: each
 tick the `tick_run` activity records progress, opens lanes for the free slots of each provider's
-cap and of the summariser's, and makes the moves the run's work calls for (SUMMARIZING after
-the last probe, COMPLETED after the last summary). The lanes are sub-orchestrations started in
-the tick's wait and never waited on again: they report through the ledger, and their
-completions are dropped once this instance continued as new (DTFx drops messages for an
-earlier execution), which it does every few ticks, so its history stays bounded.
+cap and of the summariser's (and starts them: lanes are orchestrations of their own, reporting
+through the ledger), and makes the moves the run's work calls for (SUMMARIZING after the last
+probe, COMPLETED after the last summary). Lanes are not sub-orchestrations: DTFx completes an
+orchestration (or continues it as new) only once every task it started is done, and this one
+continues as new every few ticks, so its history stays bounded.
 
 Pause, resume and cancel change the run record first; this orchestrator follows the record:
 * each tick waits for the run's next control event, `control-<n+1>`, beside its timer, both
@@ -27,7 +27,6 @@ from typing import Any
 import azure.durable_functions as df
 
 from evalruns import names
-from evalruns.domain.lanes import LaneState
 from evalruns.domain.orchestration import (
     RunInput,
     RunState,
@@ -85,7 +84,6 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
         state = state.model_copy(update={"planned": True})
     look = TickInput(run_id=run_id)
     tick = yield from _tick(context, look)
-    starts = [*state.start, *tick.start]
     for _ in range(TICKS_PER_GENERATION):
         if tick.status.is_terminal:
             return encode(tick.progress)
@@ -93,32 +91,13 @@ def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
             tick = yield from _while_paused(context, tick, look)
             if tick.status == RunStatus.PAUSED:
                 return _continue_if_paused(context, state, tick)
-            starts = tick.start
-            continue  # the tick after the resume: the next pass starts its lanes
-        lanes = [
-            context.call_sub_orchestrator(
-                names.LANE_ORCHESTRATOR,
-                encode(
-                    LaneState(
-                        run_id=run_id,
-                        lane_id=lane.lane_id,
-                        kind=lane.kind,
-                        max_attempts=tick.max_attempts,
-                    )
-                ),
-                lane.lane_id,
-            )
-            for lane in starts
-        ]
+            continue
         command = context.wait_for_external_event(names.control_event(tick.control_seq + 1))
         timer = context.create_timer(utc_now(context) + (ENDGAME_TICK if tick.endgame else TICK))
-        waits = [command, timer, *([context.task_all(lanes)] if lanes else [])]
-        if (yield context.task_any(waits)) is not timer:
+        if (yield context.task_any([command, timer])) is command:
             timer.cancel()
         tick = yield from _tick(context, look)
-        starts = tick.start
-    # The last tick's lanes start in the next generation.
-    context.continue_as_new(encode(state.model_copy(update={"start": starts})))
+    context.continue_as_new(encode(state))
     return None
 
 

@@ -69,6 +69,9 @@ class DurableFunction:
     """``async def``: the worker awaits it on its event loop instead of using a pool thread."""
     directory: str
     """``context.function_directory``."""
+    clients: tuple[str, ...] = ()
+    """Parameters bound to a ``durableClient`` input (an activity that starts or signals
+    orchestrations): the engine hands them its client binding JSON."""
 
 
 _FUNCTIONS: weakref.WeakKeyDictionary[FunctionRegister, list[Function]] = (
@@ -116,8 +119,10 @@ class FunctionCatalog:
             else:
                 continue
             name = function.durable_name
+            clients = tuple(function.durable_clients)
             extra = sorted(
-                (set(function.input_types) | set(function.output_types)) - {function.trigger_param}
+                (set(function.input_types) | set(function.output_types))
+                - {function.trigger_param, *clients}
             )
             if extra:
                 raise EngineConfigurationError(
@@ -134,6 +139,7 @@ class FunctionCatalog:
                 accepts_context=function.requires_context,
                 is_async=function.is_async,
                 directory=function.directory,
+                clients=clients,
             )
         return catalog
 
@@ -151,7 +157,13 @@ class FunctionCatalog:
                 else catalog._activities
             )
             registry[function.durable_name.casefold()] = DurableFunction(
-                function.durable_name, "", _in_the_worker_process, False, False, ""
+                function.durable_name,
+                "",
+                _in_the_worker_process,
+                False,
+                False,
+                "",
+                clients=tuple(function.durable_clients),
             )
         return catalog
 
@@ -297,10 +309,11 @@ def invoke_activity(
     function: DurableFunction,
     input_text: Any,
     run_coroutine: Callable[[Any], Any],
+    client_json: str | None = None,
 ) -> ActivityOutcome:
     """Run an activity in-process with the worker's input decoding and output encoding."""
     try:
-        output = function.user_function(**_activity_arguments(function, input_text))
+        output = function.user_function(**_activity_arguments(function, input_text, client_json))
         if inspect.isawaitable(output):
             output = run_coroutine(output)
         return _activity_success(output)
@@ -308,14 +321,16 @@ def invoke_activity(
         return _activity_failure(function, error)
 
 
-async def invoke_activity_async(function: DurableFunction, input_text: Any) -> ActivityOutcome:
+async def invoke_activity_async(
+    function: DurableFunction, input_text: Any, client_json: str | None = None
+) -> ActivityOutcome:
     """:func:`invoke_activity` for an ``async def`` activity, awaited on the running loop.
 
     The worker awaits coroutine functions on its one event loop and runs the others in its
     thread pool; callers choose with ``DurableFunction.is_async``.
     """
     try:
-        output = function.user_function(**_activity_arguments(function, input_text))
+        output = function.user_function(**_activity_arguments(function, input_text, client_json))
         if inspect.isawaitable(output):
             output = await output
         return _activity_success(output)
@@ -323,9 +338,16 @@ async def invoke_activity_async(function: DurableFunction, input_text: Any) -> A
         return _activity_failure(function, error)
 
 
-def _activity_arguments(function: DurableFunction, input_text: Any) -> dict[str, Any]:
+def _activity_arguments(
+    function: DurableFunction, input_text: Any, client_json: str | None
+) -> dict[str, Any]:
     value = ActivityTriggerConverter.decode(meta.Datum(input_text, "string"), trigger_metadata=None)
-    return _with_context(function, {function.binding_name: value})
+    arguments = {function.binding_name: value}
+    for name in function.clients:
+        if client_json is None:
+            raise RuntimeError(f"activity {function.name!r} needs a durable client, but none runs")
+        arguments[name] = client_json
+    return _with_context(function, arguments)
 
 
 def _with_context(function: DurableFunction, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -361,8 +383,11 @@ class FunctionInvoker(Protocol):
     def invoke_orchestrator(self, function: DurableFunction, context_json: str) -> FunctionOutcome:
         """Blocking; called from the engine's orchestrator threads."""
 
-    async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
-        """Awaited on the engine's event loop."""
+    async def invoke_activity(
+        self, function: DurableFunction, input_text: str, client_json: str | None = None
+    ) -> ActivityOutcome:
+        """Awaited on the engine's event loop; ``client_json`` is the ``durableClient``
+        binding for an activity that declares one."""
 
 
 class LocalInvoker:
@@ -377,12 +402,14 @@ class LocalInvoker:
     def invoke_orchestrator(self, function: DurableFunction, context_json: str) -> FunctionOutcome:
         return invoke_orchestrator(function, context_json)
 
-    async def invoke_activity(self, function: DurableFunction, input_text: str) -> ActivityOutcome:
+    async def invoke_activity(
+        self, function: DurableFunction, input_text: str, client_json: str | None = None
+    ) -> ActivityOutcome:
         if function.is_async:
-            return await invoke_activity_async(function, input_text)
+            return await invoke_activity_async(function, input_text, client_json)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._pool, invoke_activity, function, input_text, partial(_run_on, loop)
+            self._pool, invoke_activity, function, input_text, partial(_run_on, loop), client_json
         )
 
     def close(self) -> None:

@@ -312,7 +312,8 @@ class DurableEngine(EngineCore):
             raise DurableEngineError(f"activity {request.name!r} is not registered")
         input_text = self.activity_input(request)
         executed_at = self.clock.now()
-        outcome = invoke_activity(function, input_text, self._async.run)
+        client = self.client_binding() if function.clients else None
+        outcome = invoke_activity(function, input_text, self._async.run, client)
         self._route(self.activity_result(request, function.name, input_text, outcome, executed_at))
         detail = "failed" if outcome.failed else "completed"
         return Step("activity", request.instance_id, function.name, detail)

@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Collection, Coroutine, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,6 +134,9 @@ class DurableHost(EngineCore):
         self._orchestrator_threads = orchestrator_threads
         self._given_invoker = invoker
         self._invoker: FunctionInvoker | None = invoker
+        self.client_binding: Callable[[], str] | None = None
+        """The ``durableClient`` binding JSON for activities that declare one (set by whoever
+        serves the extension's HTTP API for this engine)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._running = False
@@ -573,7 +576,12 @@ class DurableHost(EngineCore):
             executed_at = _utcnow()
             assert self._invoker is not None
             try:
-                outcome = await self._invoker.invoke_activity(function, input_text)
+                client = (
+                    self.client_binding()
+                    if function.clients and self.client_binding is not None
+                    else None
+                )
+                outcome = await self._invoker.invoke_activity(function, input_text, client)
             except Exception as error:  # the worker process is gone, or could not answer
                 logger.error("activity %r could not run: %r", request.name, error)
                 return  # its work item stays: it runs again after the next start

@@ -26,10 +26,16 @@ from evalruns.domain.scheduler import MAX_CLAIM, Outcome, WorkItem, next_attempt
 # A lane holding this many retries claims no more work until the first is due.
 MAX_WAITING = 2 * MAX_CLAIM
 # Summaries one activity writes, one after the other (a summary costs no storage read when
-# its transcript was probed in the same process, so the activity itself is most of its cost).
+# its transcript was probed in the same process, so the activity itself is most of its cost):
+# as many as take about SUMMARY_CALL_SECONDS, at most SUMMARY_BATCH, so a slow summariser
+# still ends its last summaries side by side.
 SUMMARY_BATCH = 4
+SUMMARY_CALL_SECONDS = 0.5
 # After claims that found nothing yet, a lane asks again after these waits (then the last).
-IDLE_WAITS = (0.25, 0.5, 1.0, 2.0)
+IDLE_WAITS = (0.25, 0.5, 1.0)
+# A probe lane tells the ledger of jobs that succeeded at least this often, so their
+# summaries start soon however many jobs its claim held.
+REPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,16 @@ class LaneState(ApiModel):
     held: list[WorkItem] = Field(default_factory=list, description="claimed, not started")
     waiting: list[WorkItem] = Field(default_factory=list, description="retries, until due")
     report: Report = Field(default_factory=Report, description="since the last claim")
+    reported_at: datetime | None = Field(default=None, description="when the last claim was")
     exhausted: bool = Field(default=False, description="the ledger has no more for this lane")
     rest_until: datetime | None = None
     report_now: bool = Field(default=False, description="tell the ledger before the next call")
     stopping: bool = Field(default=False, description="hand everything back and finish")
     finished: bool = False
     idle_claims: int = Field(default=0, description="claims in a row that found nothing yet")
+    item_seconds: float = Field(
+        default=SUMMARY_CALL_SECONDS, description="how long one item took, lately"
+    )
 
     def next_action(self, now: datetime) -> Action:
         if self.finished:
@@ -84,6 +94,8 @@ class LaneState(ApiModel):
             return self._claim(now, want=0)
         ready = [item for item in self.waiting if item.is_due(now)] + self.held
         if ready:
+            if self._report_due(now):
+                return self._claim(now, want=0)
             return Call(tuple(ready[: self.batch]))
         if not self.exhausted and len(self.waiting) < MAX_WAITING:
             return self._claim(now, want=MAX_CLAIM if self.kind == "probe" else SUMMARY_BATCH)
@@ -93,10 +105,18 @@ class LaneState(ApiModel):
             return Sleep(min(item.due for item in self.waiting if item.due is not None))
         return self._claim(now, release=True)
 
+    def _report_due(self, now: datetime) -> bool:
+        """Jobs succeeded since a while and the ledger has not heard of them yet."""
+        if not self.report.succeeded or self.reported_at is None:
+            return False
+        return (now - self.reported_at).total_seconds() >= REPORT_SECONDS
+
     @property
     def batch(self) -> int:
         """Items one activity takes."""
-        return 1 if self.kind == "probe" else SUMMARY_BATCH
+        if self.kind == "probe":
+            return 1
+        return max(1, min(SUMMARY_BATCH, int(SUMMARY_CALL_SECONDS / max(self.item_seconds, 1e-3))))
 
     def _claim(self, now: datetime, want: int = 0, release: bool = False) -> Claim:
         returned = [*self.held, *self.waiting] if release else []
@@ -117,6 +137,7 @@ class LaneState(ApiModel):
         self.seq = request.seq
         self.report = Report()
         self.report_now = False
+        self.reported_at = now
         if request.release:
             self.held, self.waiting, self.finished = [], [], True
             return
@@ -133,8 +154,10 @@ class LaneState(ApiModel):
             self.idle_claims = 0
         self.rest_until = now + timedelta(seconds=rest) if rest > 0 else None
 
-    def called(self, call: Call, outcomes: list[Outcome], now: datetime) -> None:
-        """Take in what the call did to each of its items."""
+    def called(self, call: Call, outcomes: list[Outcome], now: datetime, took: float = 0.0) -> None:
+        """Take in what the call did to each of its items (`took`: seconds since it began)."""
+        if took > 0:
+            self.item_seconds = 0.5 * self.item_seconds + 0.5 * took / len(call.items)
         for item, outcome in zip(call.items, outcomes, strict=True):
             if item in self.waiting:
                 self.waiting.remove(item)

@@ -185,7 +185,14 @@ class Ledger(ApiModel):
 
     @staticmethod
     def changes_nothing(request: ClaimRequest, result: ClaimResult) -> bool:
-        return not request.release and request.report.is_empty and result.is_empty
+        """Nothing to store: no report, nothing handed out, not the lane's first claim (which
+        tells the run that the lane is running)."""
+        return (
+            request.seq > 1
+            and not request.release
+            and request.report.is_empty
+            and result.is_empty
+        )
 
     def answered(self, request: ClaimRequest) -> ClaimResult | None:
         """The answer already given to this claim (a redelivery), None for a new one."""

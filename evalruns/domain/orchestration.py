@@ -36,9 +36,6 @@ class RunState(ApiModel):
 
     run_id: str
     planned: bool = False
-    start: list[LaneStart] = Field(
-        default_factory=list, description="lanes the last tick opened, to start first"
-    )
 
 
 class TickInput(ApiModel):
@@ -51,10 +48,13 @@ class TickInput(ApiModel):
 
 
 class TickResult(ApiModel):
+    run_id: str
     status: RunStatus
     control_seq: int
     progress: Progress
-    start: list[LaneStart] = Field(default_factory=list, description="lanes to start now")
+    start: list[LaneStart] = Field(
+        default_factory=list, description="lanes opened that never claimed: started if absent"
+    )
     lanes: list[str] = Field(default_factory=list, description="lanes running")
     max_attempts: int = 1
     endgame: bool = Field(default=False, description="no fresh work left: look again soon")

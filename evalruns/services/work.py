@@ -91,6 +91,7 @@ def _claim(services: Services, run_id: str, request: ClaimRequest, space: JobSpa
 def tick(services: Services, request: TickInput) -> TickResult:
     """The run orchestrator's regular look at its run."""
     run_id = request.run_id
+    log.warning("TICKDBG start")
     run = services.runs.get(run_id)
     if request.target is not None:
         run = move_run(services, run_id, request.target, error=request.error)
@@ -98,12 +99,13 @@ def tick(services: Services, request: TickInput) -> TickResult:
     stored = services.ledgers.get(run_id)
     if stored is None or run.status.is_terminal:
         return TickResult(
+            run_id=run_id,
             status=run.status,
             control_seq=run.control_seq,
             progress=run.progress,
             max_attempts=services.settings.max_attempts,
         )
-    ledger, start = _open_lanes(services, run_id, run.status, stored)
+    ledger = _open_lanes(services, run_id, run.status, stored)
     progress = merge_progress(planned, ledger.progress)
     target = _next_status(run.status, ledger, progress)
     if target is not None:
@@ -114,11 +116,17 @@ def tick(services: Services, request: TickInput) -> TickResult:
     ):
         run = record_progress(services, run_id, progress)
     groups_left = any(ledger.fresh_left(name) for name in ledger.groups)
+    log.warning("TICKDBG end status=%s probes_done=%s", run.status.value, ledger.probes_done)
     return TickResult(
+        run_id=run_id,
         status=run.status,
         control_seq=run.control_seq,
         progress=progress,
-        start=start,
+        start=[
+            LaneStart(lane_id=lane_id, kind=lane.kind)
+            for lane_id, lane in ledger.lanes.items()
+            if lane.seq == 0 and not lane.finished
+        ],
         lanes=ledger.active_lane_ids(),
         max_attempts=services.settings.max_attempts,
         endgame=not groups_left,
@@ -127,13 +135,13 @@ def tick(services: Services, request: TickInput) -> TickResult:
 
 def _open_lanes(
     services: Services, run_id: str, status: RunStatus, stored: tuple[Ledger, str]
-) -> tuple[Ledger, list[LaneStart]]:
+) -> Ledger:
     """Open lanes for the free slots that have work (none unless RUNNING or SUMMARIZING)."""
     for _ in range(LEDGER_ATTEMPTS):
         ledger, etag = stored
         opened = ledger.open_lanes(run_id, status)
         if not opened:
-            return ledger, []
+            return ledger
         try:
             services.ledgers.replace(run_id, ledger, etag)
         except Conflict:
@@ -142,8 +150,7 @@ def _open_lanes(
             assert again is not None
             stored = again
             continue
-        starts = [LaneStart(lane_id=lane_id, kind=lane.kind) for lane_id, lane in opened.items()]
-        return ledger, starts
+        return ledger
     raise Conflict(f"the ledger of run {run_id} is too busy; the tick is retried")
 
 

@@ -112,14 +112,15 @@ def test_claimed_items_are_called_one_at_a_time_in_order() -> None:
     answer(lane, ClaimResult(items=items(4, 2, 9)))
 
     calls = [
-        call(lane, done(ordinal), at(n)).items[0].ordinal for n, ordinal in enumerate([4, 2, 9])
+        call(lane, done(ordinal), at(n / 10)).items[0].ordinal
+        for n, ordinal in enumerate([4, 2, 9])
     ]
-    following = expect_claim(lane.next_action(at(3)))
+    following = expect_claim(lane.next_action(at(0.3)))
 
     assert calls == [4, 2, 9]
     assert following.seq == 2
     assert following.want == MAX_CLAIM
-    assert following.at == at(3)
+    assert following.at == at(0.3)
 
 
 def test_the_last_allowed_attempt_is_called_final() -> None:
@@ -326,7 +327,7 @@ def test_a_refused_claim_makes_the_lane_hand_back_everything(stop: str) -> None:
 # --- idle claims -----------------------------------------------------------------------------
 
 
-def test_idle_answers_back_off_up_to_two_seconds() -> None:
+def test_idle_answers_back_off_up_to_a_second() -> None:
     lane = new_lane("summary")
     now = T0
     waits = []
@@ -337,8 +338,8 @@ def test_idle_answers_back_off_up_to_two_seconds() -> None:
         waits.append((action.until - now).total_seconds())
         now = action.until
 
-    assert waits == [0.25, 0.5, 1.0, 2.0, 2.0]
-    assert IDLE_WAITS[-1] == 2.0
+    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert IDLE_WAITS[-1] == 1.0
 
 
 def test_work_resets_the_idle_backoff() -> None:
@@ -396,6 +397,7 @@ def test_a_report_counts_everything_since_the_last_claim() -> None:
 
 def test_a_summary_lane_reports_summaries_written_and_failed() -> None:
     lane = new_lane("summary")
+    lane.item_seconds = 0.05
     answer(lane, ClaimResult(items=items(7, 8, 9)))
     batch = expect_call(lane.next_action(T0))
     lane.called(
@@ -439,6 +441,7 @@ def test_claims_number_on_from_the_last_one() -> None:
 
 def test_a_summary_lane_writes_a_few_summaries_per_call_one_after_the_other() -> None:
     lane = new_lane(kind="summary")
+    lane.item_seconds = 0.05  # fast summaries: as many per call as allowed
     asked = answer(lane, ClaimResult(items=items(1, 2, 3, 4, 5, 6)))
     assert asked.want == SUMMARY_BATCH
 
@@ -456,3 +459,32 @@ def test_a_probe_lane_calls_one_job_at_a_time() -> None:
     answer(lane, ClaimResult(items=items(1, 2, 3)))
 
     assert expect_call(lane.next_action(T0)).items == (WorkItem(ordinal=1),)
+
+
+def test_a_slow_summariser_gets_one_summary_per_call_a_fast_one_a_few() -> None:
+    lane = new_lane(kind="summary")
+    answer(lane, ClaimResult(items=items(1, 2, 3, 4, 5, 6, 7, 8)))
+
+    first = expect_call(lane.next_action(T0))  # nothing measured yet: one at a time
+    lane.called(first, [done(1)], at(0.1), took=0.1)
+    second = expect_call(lane.next_action(at(0.1)))  # 0.3 s a summary, on average: still one
+    lane.called(second, [done(2)], at(0.15), took=0.05)
+    third = expect_call(lane.next_action(at(0.15)))
+
+    assert [len(call.items) for call in (first, second, third)] == [1, 1, 2]
+    lane.called(third, [done(3), done(4)], at(0.2), took=0.05)
+    assert len(expect_call(lane.next_action(at(0.2))).items) == 4
+
+
+def test_a_probe_lane_reports_its_successes_within_a_second() -> None:
+    lane = new_lane()
+    answer(lane, ClaimResult(items=items(1, 2, 3, 4)))
+    call(lane, done(1), at(0.2))
+    call(lane, done(2), at(0.9))
+
+    report = expect_claim(lane.next_action(at(1.1)))  # a report before the next call
+    assert (report.want, report.report.succeeded) == (0, [1, 2])
+    lane.claimed(report, ClaimResult(), at(1.1))
+    assert expect_call(lane.next_action(at(1.1))).items == (WorkItem(ordinal=3),)
+    call(lane, done(3), at(1.5))
+    assert isinstance(lane.next_action(at(1.6)), Call)  # reported 0.5 s ago: not yet

@@ -339,9 +339,15 @@ def test_a_redelivered_release_after_its_lane_was_cleared_changes_nothing() -> N
 def test_only_an_empty_report_with_an_empty_answer_changes_nothing(
     report: Report, result: ClaimResult, release: bool, expected: bool
 ) -> None:
-    asked = request(lane("alpha"), 1, report=report, release=release)
+    asked = request(lane("alpha"), 2, report=report, release=release)
 
     assert Ledger.changes_nothing(asked, result) is expected
+
+
+def test_a_lanes_first_claim_is_always_stored_so_the_run_knows_it_runs() -> None:
+    first = request(lane("alpha"), 1)
+
+    assert not Ledger.changes_nothing(first, ClaimResult(idle=True))
 
 
 # --- releases and returned work --------------------------------------------------------------
