@@ -111,6 +111,8 @@ class Instance:
     custom_status: str | None = None
     history: list[JsonDict] = field(default_factory=list)
     persisted: int = 0
+    history_chunks: list[int] = field(default_factory=list)
+    """Where each stored history row of this execution begins (``_records.py``)."""
     episodes: int = 0
     generations: int = 1
     cpu_seconds: float = 0.0
@@ -388,6 +390,7 @@ class Instance:
         self.history.extend(dict(carried) for carried in decision.carryover_events)
         self.history.append(event(EventType.ORCHESTRATOR_COMPLETED, stamp))
         self.persisted = 0
+        self.history_chunks = []
         self.peak_history_length = max(self.peak_history_length, len(self.history))
 
     def _track(self, new_events: list[JsonDict], custom_status: str | None) -> None:

@@ -9,8 +9,9 @@ escaped: ``_store.escape_key``) holding everything about it, told apart by row k
     execution ``ExecutionId`` that are committed) and ``LastMessage`` (the sequence number of
     the newest control message consumed), and the observability counters (``Episodes``,
     ``Generations``, ``CpuSeconds``, ``PeakHistory``).
-``h.{executionId}.{index:08d}``  one history event (``Event``: JSON in the shape the
-    orchestrator receives), append-only per execution.
+``h.{executionId}.{index:08d}``  the history events one checkpoint added, from ``index`` on
+    (``Events``: a JSON array in the shape the orchestrator receives), append-only per
+    execution.
 ``c.{sequence:020d}``  a pending control message (client commands, sub-orchestration
     results and starts; an activity's answer is not written on its own, see below).
 ``t.{executionId}.{timerId:08d}``  a durable timer with its ``FireAt`` (its ``TimerFired``
@@ -156,13 +157,17 @@ def instance_from_entity(entity: Entity) -> tuple[Instance, int]:
     return state, int(entity.get("LastMessage") or 0)
 
 
-def history_entity(instance_id: str, execution_id: str, index: int, event: JsonDict) -> Entity:
+def history_entity(
+    instance_id: str, execution_id: str, first: int, events: list[JsonDict]
+) -> Entity:
+    """The events a checkpoint added, from index ``first`` on, in one row (one entity per
+    checkpoint, not one per event: Azurite's cost is per entity)."""
     return {
         "PartitionKey": escape_key(instance_id),
-        "RowKey": history_row_key(execution_id, index),
+        "RowKey": history_row_key(execution_id, first),
         "ExecutionId": execution_id,
-        "EventType": int(event["EventType"]),
-        "Event": dumps(event),
+        "Count": len(events),
+        "Events": dumps(events),
     }
 
 
@@ -222,10 +227,13 @@ def checkpoint_rows(
     """
     before_execution, before_length = before
     first_new = 0 if state.execution_id != before_execution else before_length
-    ops = [
-        upsert(TABLE, history_entity(state.instance_id, state.execution_id, index, event))
-        for index, event in enumerate(state.history[first_new:], first_new)
-    ]
+    ops = []
+    if len(state.history) > first_new:
+        added = state.history[first_new:]
+        ops.append(
+            upsert(TABLE, history_entity(state.instance_id, state.execution_id, first_new, added))
+        )
+        state.history_chunks.append(first_new)
     activities: list[ActivityRequest] = []
     timers: list[TimerRequest] = []
     messages: list[OrchestratorMessage] = []
@@ -247,9 +255,10 @@ def consumed_rows(instance_id: str, batch: Iterable[StoredMessage]) -> list[Op]:
     return rows + [op for m in batch for op in m.consumes]
 
 
-def history_rows(instance_id: str, execution_id: str, length: int) -> list[Op]:
+def history_rows(instance_id: str, execution_id: str, chunks: list[int]) -> list[Op]:
+    """Deletes of an execution's history rows (``chunks``: where each row begins)."""
     key = escape_key(instance_id)
-    return [delete(TABLE, key, history_row_key(execution_id, i)) for i in range(length)]
+    return [delete(TABLE, key, history_row_key(execution_id, first)) for first in chunks]
 
 
 class ExecutionIds:
@@ -310,23 +319,28 @@ def recover(rows: list[Entity]) -> Recovered:
         found.last_seq = max(found.last_seq, last_message)
 
     events: dict[str, dict[int, JsonDict]] = {}
+    chunks: dict[str, list[int]] = {}
     for row in history:
         pk, rk = row["PartitionKey"], row["RowKey"]
         owner = states.get(pk)
         execution_id, _, index_text = rk[len(HISTORY_PREFIX) :].rpartition(".")
-        index = int(index_text)
-        if owner is None or execution_id != owner[0].execution_id or index >= owner[0].persisted:
+        first = int(index_text)
+        if owner is None or execution_id != owner[0].execution_id or first >= owner[0].persisted:
             found.garbage.append(delete(TABLE, pk, rk))
             continue
-        events.setdefault(pk, {})[index] = json.loads(row["Event"])
+        added = json.loads(row["Events"]) if "Events" in row else [json.loads(row["Event"])]
+        for index, history_event in enumerate(added, first):
+            events.setdefault(pk, {})[index] = history_event
+        chunks.setdefault(pk, []).append(first)
     for pk, (state, last_message) in states.items():
         mine = events.get(pk, {})
-        if len(mine) != state.persisted:
+        if any(index not in mine for index in range(state.persisted)):
             raise RuntimeError(
                 f"stored history of {state.instance_id!r} is incomplete: {len(mine)} of "
                 f"{state.persisted} events of execution {state.execution_id}"
             )
         state.history = [mine[index] for index in range(state.persisted)]
+        state.history_chunks = sorted(chunks.get(pk, []))
         state.peak_history_length = max(state.peak_history_length, len(state.history))
         found.instances.append((state, last_message))
 

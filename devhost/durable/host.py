@@ -376,7 +376,9 @@ class DurableHost(EngineCore):
             self.publish(state)  # the Pending row (again, unless submitted before start())
             ops = [upsert(TABLE, instance_entity(state, self._watermarks.get(instance_id, 0)))]
             if previous is not None and previous.execution_id != state.execution_id:
-                ops.extend(history_rows(instance_id, previous.execution_id, previous.persisted))
+                ops.extend(
+                    history_rows(instance_id, previous.execution_id, previous.history_chunks)
+                )
             writes.append(self._store.write(ops))
         writes.append(self._deliver(message))
         return writes
@@ -491,6 +493,7 @@ class DurableHost(EngineCore):
                 return
             state = work.state
             before = (state.execution_id, len(state.history))
+            chunks_before = list(state.history_chunks)
             assert self._invoker is not None
             run = partial(
                 state.run_work_item,
@@ -504,7 +507,7 @@ class DurableHost(EngineCore):
                 outbound = await self._loop.run_in_executor(self._orchestrator_pool, run)
             else:
                 outbound = run()
-            await self._checkpoint(state, before, outbound, batch)
+            await self._checkpoint(state, before, chunks_before, outbound, batch)
         except (EngineLimitation, Exception) as error:
             # EngineLimitation: the app uses what this engine lacks; anything else is a bug
             # here. Either way the in-memory instance is unusable: nothing more runs for it.
@@ -524,20 +527,21 @@ class DurableHost(EngineCore):
         self,
         state: Instance,
         before: tuple[str, int],
+        chunks_before: list[int],
         outbound: list[Outbound],
         batch: list[StoredMessage],
     ) -> None:
         """Commit what a work item produced (``_commits.py``); its episode (and its slot) lasts
         until then. Messages that arrive meanwhile wait for the instance's next episode."""
         instance_id = state.instance_id
-        before_execution, before_length = before
+        before_execution, _ = before
         rows, activities, timers, messages = checkpoint_rows(state, before, outbound)
         sent = [self._deliver(message) for message in messages]
         watermark = max(self._watermarks.get(instance_id, 0), batch[-1].seq)
         self._watermarks[instance_id] = watermark
         cleanup = consumed_rows(instance_id, batch)
         if state.execution_id != before_execution:  # continued as new: the old history goes
-            cleanup.extend(history_rows(instance_id, before_execution, before_length))
+            cleanup.extend(history_rows(instance_id, before_execution, chunks_before))
         snapshot = state.snapshot()
 
         def rows_durable() -> None:

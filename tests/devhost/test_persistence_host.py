@@ -419,7 +419,7 @@ def test_large_values_go_to_blobs_and_wide_work_items_span_transactions(azurite:
     (instance,) = [row for row in table_rows(azurite, hub, "large") if row["RowKey"] == ""]
     assert "Output" not in instance and "Output_Blob" in instance
     history = table_rows(azurite, hub, "large", HISTORY_PREFIX)
-    spilled = [row for row in history if "Event_Blob" in row]
+    spilled = [row for row in history if "Events_Blob" in row]
     assert spilled
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
     with blobs:
