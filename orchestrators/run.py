@@ -123,7 +123,10 @@ def _while_paused(
         if tick.status != RunStatus.PAUSED:
             return tick
         command = context.wait_for_external_event(names.control_event(tick.control_seq + 1))
-        recheck = context.create_timer(utc_now(context) + PAUSE_RECHECK)
+        # While lanes still hand back their work, look again soon: the progress they report
+        # is what the paused run shows.
+        wait = TICK if tick.lanes else PAUSE_RECHECK
+        recheck = context.create_timer(utc_now(context) + wait)
         if (yield context.task_any([command, recheck])) is command:
             recheck.cancel()
         tick = yield from _tick(context, change)

@@ -422,43 +422,36 @@ def _run_on(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
 
 
 class AsyncRunner:
-    """A private event loop on its own thread, where ``async`` activities run.
+    """The event loop where ``async`` activities run: one per process, on its own thread,
+    never closed.
 
-    Like the worker, which awaits ``async`` functions on its event loop; owning the loop (and
-    reusing it across calls) keeps activities independent of whatever loop a test runs.
+    Like the worker, which awaits every ``async`` function on its one long-lived loop: a
+    library that keeps a session bound to the loop it first ran on (the Durable client does)
+    works across engines as it does across invocations in Azure. Owning the loop keeps
+    activities independent of whatever loop a test runs.
     """
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _lock = threading.Lock()
 
     def run(self, awaitable: Any) -> Any:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="durable-engine-loop", daemon=True
-            )
-            self._thread.start()
-        return asyncio.run_coroutine_threadsafe(_await(awaitable), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self._shared_loop()).result()
+
+    @classmethod
+    def _shared_loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=cls._loop.run_forever, name="durable-engine-loop", daemon=True
+                ).start()
+            return cls._loop
 
     def close(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(_cancel_remaining(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-        self._loop = self._thread = None
+        """Nothing to release: the loop outlives the engine, as the worker's does."""
 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-async def _cancel_remaining() -> None:
-    current = asyncio.current_task()
-    pending = [task for task in asyncio.all_tasks() if task is not current]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)

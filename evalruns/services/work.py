@@ -91,7 +91,6 @@ def _claim(services: Services, run_id: str, request: ClaimRequest, space: JobSpa
 def tick(services: Services, request: TickInput) -> TickResult:
     """The run orchestrator's regular look at its run."""
     run_id = request.run_id
-    log.warning("TICKDBG start")
     run = services.runs.get(run_id)
     if request.target is not None:
         run = move_run(services, run_id, request.target, error=request.error)
@@ -116,7 +115,6 @@ def tick(services: Services, request: TickInput) -> TickResult:
     ):
         run = record_progress(services, run_id, progress)
     groups_left = any(ledger.fresh_left(name) for name in ledger.groups)
-    log.warning("TICKDBG end status=%s probes_done=%s", run.status.value, ledger.probes_done)
     return TickResult(
         run_id=run_id,
         status=run.status,
