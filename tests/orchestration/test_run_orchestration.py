@@ -254,8 +254,11 @@ def test_jobs_keep_flowing_while_rejected_ones_wait(
     run = start_run(services, engine, grid_definition(5, 5))
     engine.run_until_complete(run.id)
     assert services.runs.get(run.id).progress.completed == 25
-    probes = [decode(call.input, WorkInput) for call in engine.activity_calls(names.PROBE_ACTIVITY)]
-    first_retry = next(i for i, probe in enumerate(probes) if probe.item.attempt > 1)
+    probes = [
+        decode(call.input, WorkInput).items[0]
+        for call in engine.activity_calls(names.PROBE_ACTIVITY)
+    ]
+    first_retry = next(i for i, probe in enumerate(probes) if probe.attempt > 1)
     # One lane, and every job's first call came before any retry (due a second later): the
     # lane never waited for a rejected job while it had others to run.
     assert {probe.ordinal for probe in probes[:first_retry]} == set(range(25))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 from typing import Any
@@ -11,6 +10,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 from devhost.durable import app_functions
+from devhost.durable._worker import AsyncRunner
 from function_app import app
 
 BASE_URL = "http://localhost:7071"
@@ -28,9 +28,10 @@ UNREACHABLE_CLIENT = json.dumps(
 )
 
 
-# The Python worker runs every async function on one long-lived loop, and the Durable client
-# keeps a session bound to it: so do we.
-_WORKER_LOOP = asyncio.new_event_loop()
+# The Python worker runs every async function - HTTP functions and activities alike - on one
+# long-lived loop, and the Durable client keeps a session bound to it: so do we, on the loop
+# the in-process engine runs async activities on.
+_WORKER_LOOP = AsyncRunner()
 
 
 def registered_functions() -> dict[str, Any]:
@@ -65,7 +66,7 @@ def call_http(
         kwargs["client"] = client or UNREACHABLE_CLIENT
     result = function.get_user_function()(**kwargs)
     if inspect.isawaitable(result):
-        result = _WORKER_LOOP.run_until_complete(result)
+        result = _WORKER_LOOP.run(result)
     assert isinstance(result, func.HttpResponse)
     return result
 
