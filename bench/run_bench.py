@@ -179,8 +179,8 @@ def run_workload(args: argparse.Namespace, workload: str, azurite: Any) -> dict[
         "EVALRUNS_PROVIDER_LOCAL_MAX_CONCURRENCY": str(args.concurrency),
     }
     if args.activities:
-        env["AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions"] = (
-            str(args.activities)
+        env["AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions"] = str(
+            args.activities
         )
     models = ["mock-small", "mock-large"]
     mean_latency = args.latency_ms / 1000

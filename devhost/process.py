@@ -35,6 +35,23 @@ def running_devhost(
     as Ctrl+C would, then SIGKILL if it does not stop in time.
     """
     port = port or free_port()
+    process = start(app_dir, env=env, port=port, ready_path=ready_path, output=output)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def start(
+    app_dir: Path,
+    *,
+    env: Mapping[str, str],
+    port: int,
+    ready_path: str = "/",
+    output: IO[bytes] | None = None,
+) -> subprocess.Popen[bytes]:
+    """devhost serving `app_dir` on `port`, once `ready_path` answers: for a caller that
+    stops it its own way (a test that kills it with SIGKILL, then starts it again)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "devhost", "--app", str(app_dir), "--port", str(port)],
         cwd=Path(__file__).resolve().parents[1],
@@ -42,12 +59,13 @@ def running_devhost(
         stdout=output,
         stderr=subprocess.STDOUT if output is not None else None,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(process, url + ready_path)
-        yield url
-    finally:
-        stop(process)
+        _wait_until_ready(process, f"http://127.0.0.1:{port}{ready_path}")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], url: str) -> None:

@@ -453,5 +453,3 @@ class AsyncRunner:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-

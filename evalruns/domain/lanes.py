@@ -79,6 +79,7 @@ class LaneState(ApiModel):
     stopping: bool = Field(default=False, description="hand everything back and finish")
     finished: bool = False
     idle_claims: int = Field(default=0, description="claims in a row that found nothing yet")
+    limited_in_a_row: int = Field(default=0, description="calls in a row the provider refused")
     item_seconds: float = Field(
         default=SUMMARY_CALL_SECONDS, description="how long one item took, lately"
     )
@@ -166,7 +167,10 @@ class LaneState(ApiModel):
             if outcome.called:
                 self.report.calls += 1
                 self.report.limited += outcome.rate_limited
+                if not outcome.rate_limited:
+                    self.report.busy_seconds += outcome.seconds
                 self.report_now = self.report_now or outcome.rate_limited
+                self._back_off(outcome, now)
             if outcome.kind == "retry":
                 self.waiting.append(next_attempt(self.run_id, item, outcome, now))
             elif outcome.kind in ("deferred", "stopped"):
@@ -174,6 +178,19 @@ class LaneState(ApiModel):
                 self.stopping = True
             else:
                 self._count(outcome)
+
+    def _back_off(self, outcome: Outcome, now: datetime) -> None:
+        """A provider that refuses this lane twice in a row is not asked by it again before
+        its Retry-After (a refusal comes back at once: without this a lane would spin through
+        its jobs collecting refusals); a refusal now and then changes nothing."""
+        if not outcome.rate_limited:
+            self.limited_in_a_row = 0
+            return
+        self.limited_in_a_row += 1
+        if self.limited_in_a_row >= 2:
+            after = (outcome.retry.after if outcome.retry else None) or 1.0
+            until = now + timedelta(seconds=after)
+            self.rest_until = max(self.rest_until or until, until)
 
     def _count(self, outcome: Outcome) -> None:
         report = self.report

@@ -37,6 +37,7 @@ class Report(ApiModel):
     finished: int = Field(default=0, description="items that will not be tried again")
     calls: int = 0
     limited: int = 0
+    busy_seconds: float = Field(default=0.0, description="time the accepted calls took")
 
     @property
     def is_empty(self) -> bool:
@@ -188,10 +189,7 @@ class Ledger(ApiModel):
         """Nothing to store: no report, nothing handed out, not the lane's first claim (which
         tells the run that the lane is running)."""
         return (
-            request.seq > 1
-            and not request.release
-            and request.report.is_empty
-            and result.is_empty
+            request.seq > 1 and not request.release and request.report.is_empty and result.is_empty
         )
 
     def answered(self, request: ClaimRequest) -> ClaimResult | None:
@@ -214,7 +212,9 @@ class Ledger(ApiModel):
             self.enqueue(report.succeeded)
         if lane.kind == "probe" and report.calls:
             group = self.groups[lane.group]
-            group.pace = group.pace.after_report(report.calls, report.limited, now)
+            group.pace = group.pace.after_report(
+                report.calls, report.limited, now, report.busy_seconds
+            )
 
     def _give_back(self, lane: LaneMark, items: list[WorkItem]) -> None:
         if lane.kind == "probe":

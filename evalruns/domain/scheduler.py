@@ -37,6 +37,7 @@ JITTER = 0.25
 REFUSING_SHARE = 0.5
 MIN_CALLS_JUDGED = 8
 DECREASE = 0.75
+HEADROOM = 0.9
 PACE_WINDOW_SECONDS = 1.0
 MIN_REST_SECONDS = 0.5
 MAX_REST_SECONDS = 5.0
@@ -79,6 +80,7 @@ class Outcome(ApiModel):
     input_tokens: int = 0
     output_tokens: int = 0
     called: bool = Field(default=False, description="a provider call was made")
+    seconds: float = Field(default=0.0, description="how long the provider call took")
     rate_limited: bool = Field(default=False, description="the provider refused the call")
     retry: Retry | None = Field(default=None, description="for `retry`: the provider's verdict")
 
@@ -116,12 +118,20 @@ def claim_size(remaining: int, lanes: int) -> int:
 
 
 class Pace(ApiModel):
-    """How many of a provider's lanes may call it now, learned from what its calls met."""
+    """How many of a provider's lanes may call it now, learned from what its calls met.
+
+    A provider that keeps refusing (most calls of a window rate limited) is driven just under
+    the rate it accepted: lanes allowed = accepted calls per second × seconds per call ×
+    HEADROOM (Little's law), at most once a window; a window without refusals lets one more
+    lane in. Scattered refusals (a share below REFUSING_SHARE) change nothing: they are the
+    provider's noise, not its limit.
+    """
 
     cap: int = Field(ge=1, description="the provider's concurrency cap: the most lanes")
     allowed: float = Field(description="lanes allowed to call (1..cap)")
     calls: int = Field(default=0, description="calls reported in the current window")
     limited: int = Field(default=0, description="of which rate limited")
+    busy_seconds: float = Field(default=0.0, description="time the accepted calls took")
     window_start: datetime | None = None
     last_cut: datetime | None = None
 
@@ -137,26 +147,33 @@ class Pace(ApiModel):
         """How long a lane beyond the allowed number waits before asking again."""
         return MIN_REST_SECONDS if self.allowed >= self.cap else MAX_REST_SECONDS / 2
 
-    def after_report(self, calls: int, limited: int, now: datetime) -> Pace:
-        """The pace once a lane reported `calls` made since its last claim, `limited` refused
-        (none: time passed quietly).
-
-        Refusals are judged over a window, so one lane's bad luck does not slow every lane;
-        a cut waits a window after the last one, so the lanes' reports of the same burst of
-        refusals cut once; a window without refusals lets one more lane in.
-        """
+    def after_report(
+        self, calls: int, limited: int, now: datetime, busy_seconds: float = 0.0
+    ) -> Pace:
+        """The pace once a lane reported `calls` made since its last claim, `limited` of them
+        refused, `busy_seconds` spent in the others (no calls: time passed quietly)."""
         start = self.window_start or now
         total, refused = self.calls + calls, self.limited + limited
+        busy = self.busy_seconds + busy_seconds
         window = timedelta(seconds=PACE_WINDOW_SECONDS)
+        elapsed = (now - start).total_seconds()
         if now - start < window:
             return self.model_copy(
-                update={"calls": total, "limited": refused, "window_start": start}
+                update={
+                    "calls": total,
+                    "limited": refused,
+                    "busy_seconds": busy,
+                    "window_start": start,
+                }
             )
         allowed = self.allowed
         last_cut = self.last_cut
         if total >= MIN_CALLS_JUDGED and refused > REFUSING_SHARE * total:
             if last_cut is None or now - last_cut >= window:
-                allowed = max(1.0, allowed * DECREASE)
+                cut = allowed * DECREASE
+                if busy > 0:  # the lanes the accepted rate fits: rate × seconds per call
+                    cut = min(cut, busy / elapsed * HEADROOM)
+                allowed = max(1.0, cut)
                 last_cut = now
         elif refused == 0:
             allowed = min(float(self.cap), allowed + 1.0)
@@ -165,6 +182,7 @@ class Pace(ApiModel):
                 "allowed": allowed,
                 "calls": 0,
                 "limited": 0,
+                "busy_seconds": 0.0,
                 "window_start": now,
                 "last_cut": last_cut,
             }

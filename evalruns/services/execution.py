@@ -193,7 +193,8 @@ async def probe_job(services: Services, work: WorkInput) -> Outcome:
     await services.run_io(services.transcripts.put, transcript)
     if transcript.status == TranscriptStatus.SUCCEEDED:
         services.recent.put(transcript)
-    return _outcome(job.ordinal, transcript, called=True, rate_limited=_limited(outcome))
+    called = _outcome(job.ordinal, transcript, called=True, rate_limited=_limited(outcome))
+    return called.model_copy(update={"seconds": duration_ms / 1000})
 
 
 def _success(result: CompletionResult, model: ResolvedModel) -> dict[str, Any]:

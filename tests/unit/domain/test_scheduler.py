@@ -10,6 +10,7 @@ from evalruns.domain.scheduler import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_MAX_SECONDS,
     DECREASE,
+    HEADROOM,
     MAX_CLAIM,
     MAX_REST_SECONDS,
     MIN_REST_SECONDS,
@@ -298,3 +299,13 @@ def test_admits_by_whole_lanes() -> None:
 def test_lanes_beyond_a_cut_pace_rest_longer_than_at_the_cap() -> None:
     assert Pace(cap=4, allowed=3.0).rest_seconds() == MAX_REST_SECONDS / 2
     assert Pace(cap=4, allowed=4.0).rest_seconds() == MIN_REST_SECONDS
+
+
+def test_a_refusing_provider_is_driven_just_under_the_rate_it_accepted() -> None:
+    # 16 lanes, calls of 0.2 s; the provider accepted 50 calls in the window (50/s) and
+    # refused 150: it fits 50 × 0.2 = 10 lanes, and the lanes are cut to 90% of that.
+    pace = Pace.open(16).after_report(0, 0, at(0))
+    cut = pace.after_report(200, 150, at(1.0), busy_seconds=50 * 0.2)
+
+    assert cut.allowed == pytest.approx(10 * HEADROOM)
+    assert [cut.admits(slot) for slot in (7, 8, 9)] == [True, True, False]
