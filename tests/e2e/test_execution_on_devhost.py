@@ -86,7 +86,7 @@ def test_a_slow_call_holds_only_its_own_slot(stack: Stack) -> None:
                 if other is not call and call["startedAt"] < other["startedAt"] < call["finishedAt"]
             ]
             # Three other lanes, 100 ms a call: a wave barrier would start none of them.
-            assert len(started_meanwhile) >= 10, (call, len(started_meanwhile))
+            assert len(started_meanwhile) >= 6, (call, len(started_meanwhile))
 
 
 @pytest.mark.settings(EVALRUNS_MOCK_LATENCY_MS="200", EVALRUNS_PROVIDER_MOCK_MAX_CONCURRENCY="4")

@@ -327,7 +327,7 @@ def test_a_refused_claim_makes_the_lane_hand_back_everything(stop: str) -> None:
 # --- idle claims -----------------------------------------------------------------------------
 
 
-def test_idle_answers_back_off_up_to_a_second() -> None:
+def test_idle_answers_back_off_up_to_half_a_second() -> None:
     lane = new_lane("summary")
     now = T0
     waits = []
@@ -338,8 +338,8 @@ def test_idle_answers_back_off_up_to_a_second() -> None:
         waits.append((action.until - now).total_seconds())
         now = action.until
 
-    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0]
-    assert IDLE_WAITS[-1] == 1.0
+    assert waits == [0.1, 0.25, 0.5, 0.5, 0.5]
+    assert IDLE_WAITS[-1] == 0.5
 
 
 def test_work_resets_the_idle_backoff() -> None:
@@ -351,7 +351,7 @@ def test_work_resets_the_idle_backoff() -> None:
 
     answer(lane, ClaimResult(idle=True), at(3))
 
-    assert lane.next_action(at(3)) == Sleep(at(3.25))
+    assert lane.next_action(at(3)) == Sleep(at(3.1))
 
 
 # --- reports ---------------------------------------------------------------------------------
