@@ -31,8 +31,9 @@ MAX_WAITING = 2 * MAX_CLAIM
 # still ends its last summaries side by side.
 SUMMARY_BATCH = 4
 SUMMARY_CALL_SECONDS = 0.5
-# After claims that found nothing yet, a lane asks again after these waits (then the last).
-IDLE_WAITS = (0.1, 0.25, 0.5)
+# After claims that found nothing yet, a lane asks again after these waits; after the last it
+# finishes (the run opens lanes again when there is work for them).
+IDLE_WAITS = (0.25, 0.5, 1.0)
 # A probe lane tells the ledger of jobs that succeeded at least this often, so their
 # summaries start soon however many jobs its claim held.
 REPORT_SECONDS = 1.0
@@ -98,7 +99,8 @@ class LaneState(ApiModel):
             if self._report_due(now):
                 return self._claim(now, want=0)
             return Call(tuple(ready[: self.batch]))
-        if not self.exhausted and len(self.waiting) < MAX_WAITING:
+        idle = self.idle_claims > len(IDLE_WAITS)
+        if not self.exhausted and not idle and len(self.waiting) < MAX_WAITING:
             return self._claim(now, want=MAX_CLAIM if self.kind == "probe" else SUMMARY_BATCH)
         if self.waiting:
             if not self.report.is_empty:

@@ -25,6 +25,8 @@ from evalruns.domain.scheduler import MAX_CLAIM, MIN_REST_SECONDS, Pace, WorkIte
 
 LaneKind = Literal["probe", "summary"]
 StopReason = Literal["paused", "ended", "budget"]
+# Transcripts waiting for a summary per summary lane the run opens.
+SUMMARY_SHARE = 2
 
 
 class Report(ApiModel):
@@ -347,12 +349,13 @@ class Ledger(ApiModel):
                     lane_id = f"{run_id}:{self.round}:{name}:{slot}"
                     opened[lane_id] = LaneMark(kind="probe", group=name, slot=slot)
         if self.summaries and not self.summaries_done:
-            # As many summary lanes as there can be transcripts to summarise at once.
-            probing = len([lane for lane in opened.values()]) + len(self.active("probe"))
-            wanted = min(self.summary_cap, max(1, probing + self.queued()))
-            taken = {lane.slot for lane in self.active("summary")}
-            free = [slot for slot in range(wanted) if slot not in taken]
-            for slot in free:
+            # As many summary lanes as the queue keeps busy (one while it is empty): an idle
+            # lane soon finishes, and the next tick opens lanes again as the queue grows.
+            active = self.active("summary")
+            wanted = min(self.summary_cap, max(1, len(active), -(-self.queued() // SUMMARY_SHARE)))
+            taken = {lane.slot for lane in active}
+            free = [slot for slot in range(self.summary_cap) if slot not in taken]
+            for slot in free[: wanted - len(active)]:
                 lane_id = f"{run_id}:{self.round}:summary:{slot}"
                 opened[lane_id] = LaneMark(kind="summary", group="", slot=slot)
         if not opened:

@@ -327,19 +327,21 @@ def test_a_refused_claim_makes_the_lane_hand_back_everything(stop: str) -> None:
 # --- idle claims -----------------------------------------------------------------------------
 
 
-def test_idle_answers_back_off_up_to_half_a_second() -> None:
+def test_idle_answers_back_off_then_the_lane_finishes() -> None:
     lane = new_lane("summary")
     now = T0
     waits = []
-    for _ in range(5):
+    for _ in range(len(IDLE_WAITS) + 1):
         answer(lane, ClaimResult(idle=True), now)
         action = lane.next_action(now)
         assert isinstance(action, Sleep)
         waits.append((action.until - now).total_seconds())
         now = action.until
 
-    assert waits == [0.1, 0.25, 0.5, 0.5, 0.5]
-    assert IDLE_WAITS[-1] == 0.5
+    assert waits == [*IDLE_WAITS, IDLE_WAITS[-1]]
+    # Still nothing: the lane hands back nothing and finishes (the run opens lanes again).
+    release = expect_claim(lane.next_action(now))
+    assert release.release and release.returned == []
 
 
 def test_work_resets_the_idle_backoff() -> None:
@@ -351,7 +353,7 @@ def test_work_resets_the_idle_backoff() -> None:
 
     answer(lane, ClaimResult(idle=True), at(3))
 
-    assert lane.next_action(at(3)) == Sleep(at(3.1))
+    assert lane.next_action(at(3)) == Sleep(at(3.25))
 
 
 # --- reports ---------------------------------------------------------------------------------

@@ -131,11 +131,10 @@ def test_lanes_open_for_every_slot_of_every_provider_with_ids_by_round_group_and
         "run-1:1:alpha:2",
         "run-1:1:beta:0",
         "run-1:1:beta:1",
-        "run-1:1:summary:0",
-        "run-1:1:summary:1",
+        "run-1:1:summary:0",  # one summary lane until transcripts wait for more
     }
     assert opened["run-1:1:beta:1"] == LaneMark(kind="probe", group="beta", slot=1)
-    assert opened["run-1:1:summary:1"] == LaneMark(kind="summary", group="", slot=1)
+    assert opened["run-1:1:summary:0"] == LaneMark(kind="summary", group="", slot=0)
     assert ledger.lanes == opened
     assert ledger.round == 1
 
@@ -167,13 +166,14 @@ def test_opening_again_fills_only_slots_whose_lane_finished() -> None:
 @pytest.mark.parametrize(
     ("jobs", "summary_cap", "queued", "expected"),
     [
-        (1, 8, 0, 1),  # one probe lane: one summary lane
-        (3, 8, 0, 3),  # three probe lanes
-        (1, 8, 3, 4),  # one probe lane and three transcripts waiting
-        (1, 2, 3, 2),  # the summariser's cap
+        (1, 8, 0, 1),  # nothing queued yet: one summary lane
+        (3, 8, 0, 1),  # however many probe lanes
+        (1, 8, 3, 2),  # three transcripts waiting: one lane for two
+        (1, 8, 9, 5),
+        (1, 2, 9, 2),  # the summariser's cap
     ],
 )
-def test_summary_lanes_match_what_can_wait_for_a_summary_up_to_the_cap(
+def test_summary_lanes_follow_the_queue_up_to_the_cap(
     jobs: int, summary_cap: int, queued: int, expected: int
 ) -> None:
     ledger = make_ledger({"alpha": jobs}, cap=4, summary_cap=summary_cap)
