@@ -90,10 +90,10 @@ class LaneState(ApiModel):
             return Finish()
         if self.stopping:
             return self._claim(now, release=True)
-        if self.rest_until is not None and now < self.rest_until:
-            return Sleep(self.rest_until)
         if self.report_now:
             return self._claim(now, want=0)
+        if self.rest_until is not None and now < self.rest_until:
+            return Sleep(self.rest_until)
         ready = [item for item in self.waiting if item.is_due(now)] + self.held
         if ready:
             if self._report_due(now):
@@ -155,7 +155,9 @@ class LaneState(ApiModel):
             self.idle_claims += 1
         elif result.items:
             self.idle_claims = 0
-        self.rest_until = now + timedelta(seconds=rest) if rest > 0 else None
+        if rest > 0:
+            until = now + timedelta(seconds=rest)
+            self.rest_until = max(self.rest_until or until, until)
 
     def called(self, call: Call, outcomes: list[Outcome], now: datetime, took: float = 0.0) -> None:
         """Take in what the call did to each of its items (`took`: seconds since it began)."""
@@ -171,7 +173,6 @@ class LaneState(ApiModel):
                 self.report.limited += outcome.rate_limited
                 if not outcome.rate_limited:
                     self.report.busy_seconds += outcome.seconds
-                self.report_now = self.report_now or outcome.rate_limited
                 self._back_off(outcome, now)
             if outcome.kind == "retry":
                 self.waiting.append(next_attempt(self.run_id, item, outcome, now))
@@ -193,6 +194,7 @@ class LaneState(ApiModel):
             after = (outcome.retry.after if outcome.retry else None) or 1.0
             until = now + timedelta(seconds=after)
             self.rest_until = max(self.rest_until or until, until)
+            self.report_now = True  # the ledger's pace hears of it before the lane rests
 
     def _count(self, outcome: Outcome) -> None:
         report = self.report

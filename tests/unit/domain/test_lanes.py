@@ -10,6 +10,7 @@ import pytest
 from evalruns.domain.lanes import (
     IDLE_WAITS,
     MAX_WAITING,
+    REPORT_SECONDS,
     SUMMARY_BATCH,
     Action,
     Call,
@@ -245,30 +246,38 @@ def test_an_exhausted_lane_with_nothing_left_releases_and_finishes() -> None:
 # --- rate limits -----------------------------------------------------------------------------
 
 
-def test_a_rate_limited_call_reports_before_the_next_call() -> None:
+def test_one_refusal_changes_nothing_but_the_report() -> None:
     lane = new_lane()
     answer(lane, ClaimResult(items=items(1, 2)))
     call(lane, retry(1, after=1.0, limited=True))
 
-    assert lane.report_now
+    assert not lane.report_now
+    assert lane.next_action(at(0.1)) == Call((WorkItem(ordinal=2),))
+    assert (lane.report.calls, lane.report.limited) == (1, 1)
+
+
+def test_two_refusals_in_a_row_report_then_rest_until_the_retry_after() -> None:
+    lane = new_lane()
+    answer(lane, ClaimResult(items=items(1, 2, 3)))
+    call(lane, retry(1, after=1.0, limited=True))
+    call(lane, retry(2, after=1.0, limited=True))
+
     report = answer(lane, ClaimResult(), at(0.1))
 
     assert report.want == 0
     assert not report.release
-    assert (report.report.calls, report.report.limited) == (1, 1)
-    assert not lane.report_now
-    assert lane.next_action(at(0.2)) == Call((WorkItem(ordinal=2),))
+    assert (report.report.calls, report.report.limited) == (2, 2)
+    assert lane.next_action(at(0.2)) == Sleep(at(1))
+    assert lane.next_action(at(1)) == Call((WorkItem(ordinal=3),))
 
 
 def test_a_rest_answer_makes_the_lane_sleep_before_anything_else() -> None:
     lane = new_lane()
-    answer(lane, ClaimResult(items=items(1, 2)))
-    call(lane, retry(1, after=60.0, limited=True))
 
-    answer(lane, ClaimResult(rest_seconds=2.5), at(0.5))
+    answer(lane, ClaimResult(items=items(1), rest_seconds=2.5), at(0.5))
 
     assert lane.next_action(at(1)) == Sleep(at(3))
-    assert lane.next_action(at(3)) == Call((WorkItem(ordinal=2),))
+    assert lane.next_action(at(3)) == Call((WorkItem(ordinal=1),))
 
 
 # --- stopping --------------------------------------------------------------------------------
@@ -314,13 +323,14 @@ def test_a_refused_claim_makes_the_lane_hand_back_everything(stop: str) -> None:
     lane = new_lane()
     answer(lane, ClaimResult(items=items(1, 2, 3)))
     call(lane, retry(1, after=60.0, limited=True))
-    waiting = lane.waiting[0]
+    call(lane, retry(2, after=60.0, limited=True))
+    waiting = list(lane.waiting)
 
     answer(lane, ClaimResult.model_validate({"stop": stop}), at(1))
     release = expect_claim(lane.next_action(at(2)))
 
     assert release.release
-    assert release.returned == [*items(2, 3), waiting]
+    assert release.returned == [*items(3), *waiting]
     assert release.report == Report()
 
 
@@ -365,11 +375,11 @@ def test_a_report_holds_only_what_happened_since_the_last_claim() -> None:
     call(lane, done(1, "a", cost=0.25, tokens=10))
     call(lane, failed(2, "a"))
     call(lane, done(3, "b", cost=0.5, tokens=7))
-    call(lane, retry(4, limited=True))
-    answer(lane, ClaimResult())  # the rate limit's report
-    call(lane, done(5, "a", cost=0.125, tokens=1))
+    call(lane, retry(4, after=60.0, limited=True))
+    answer(lane, ClaimResult(), at(REPORT_SECONDS))  # the successes' report
+    call(lane, done(5, "a", cost=0.125, tokens=1), at(REPORT_SECONDS))
 
-    report = expect_claim(lane.next_action(T0)).report
+    report = expect_claim(lane.next_action(at(REPORT_SECONDS))).report
 
     assert report.by_model == {
         "a": ModelProgress(completed=1, cost_usd=0.125, input_tokens=1, output_tokens=2),
