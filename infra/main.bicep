@@ -132,16 +132,6 @@ param sasExpiryMinutes int = 60
 @description('EVALRUNS_SUMMARISER_MODEL: model that writes decision texts.')
 param summariserModel string = 'mock-small'
 
-@description('EVALRUNS_BATCH_SIZE: jobs per batch sub-orchestration.')
-@minValue(1)
-@maxValue(100)
-param batchSize int = 16
-
-@description('EVALRUNS_PARALLEL_BATCHES: batches in flight per run.')
-@minValue(1)
-@maxValue(50)
-param parallelBatches int = 8
-
 @description('EVALRUNS_MAX_ATTEMPTS: attempts per job for retryable provider errors.')
 @minValue(1)
 @maxValue(20)
@@ -276,14 +266,6 @@ var evalrunsSettings = [
   {
     name: 'EVALRUNS_SUMMARISER_MODEL'
     value: summariserModel
-  }
-  {
-    name: 'EVALRUNS_BATCH_SIZE'
-    value: string(batchSize)
-  }
-  {
-    name: 'EVALRUNS_PARALLEL_BATCHES'
-    value: string(parallelBatches)
   }
   {
     name: 'EVALRUNS_MAX_ATTEMPTS'
