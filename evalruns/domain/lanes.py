@@ -33,7 +33,7 @@ SUMMARY_BATCH = 4
 SUMMARY_CALL_SECONDS = 0.5
 # After claims that found nothing yet, a lane asks again after these waits; after the last it
 # finishes (the run opens lanes again when there is work for them).
-IDLE_WAITS = (0.25, 0.5, 1.0)
+IDLE_WAITS = (0.25, 0.5, 0.5)
 # A probe lane tells the ledger of jobs that succeeded at least this often, so their
 # summaries start soon however many jobs its claim held.
 REPORT_SECONDS = 1.0

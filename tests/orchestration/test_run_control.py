@@ -296,9 +296,9 @@ def test_a_pause_while_rejected_jobs_wait_takes_effect_at_once(
         provider_caps={"mock": 2}, mock_rate_limit_rate=0.5, mock_seed=7, max_attempts=20
     )
     run = start_run(services, engine, grid_definition(4, 2))
-    engine.run_until_idle(advance_clock=False)  # every job had its first call; time stands
+    engine.run_until_idle(advance_clock=False)  # lanes wait for retries or rest; time stands
     first_round = calls()
-    assert first_round == 8 and len(list(services.transcripts.iterate(run.id))) < 8
+    assert first_round > 0 and len(list(services.transcripts.iterate(run.id))) < 8
     lanes = lanes_of(engine, run.id)
     assert sum(engine.instance(lane).timers_created for lane in lanes) > 0, "retries wait"
 
