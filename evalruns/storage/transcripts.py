@@ -1,7 +1,10 @@
-"""Transcripts on Table Storage: one partition per run, row key = job key.
+"""Transcripts on Table Storage: row key = job key, partitions of ten scenarios of one model.
 
-Row keys order by model, scenario and sample, so reading a partition in key order is the
-export's order and needs no sorting in memory. When a transcript was last read is the entity's
+Row keys order by model, scenario and sample, and so do the partitions (`partition_of`), so
+reading a run's partitions in key order is the export's order and needs no sorting in memory.
+Small partitions keep point reads and writes cheap on Azurite, whose store indexes only the
+partition key: a write into a partition of 10,000 rows cost it 8 ms of CPU, into one of 1,000
+under 2 ms. When a transcript was last read is the entity's
 `LastAccessedAt` column (also for one spilled to Blob), merged by `touch` and carried over by
 `put`.
 """
@@ -17,7 +20,12 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from evalruns.domain.transcripts import Transcript, TranscriptStatus, TranscriptSummary
+from evalruns.domain.transcripts import (
+    KEY_SEPARATOR,
+    Transcript,
+    TranscriptStatus,
+    TranscriptSummary,
+)
 from evalruns.errors import Conflict, NotFound
 from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.documents import (
@@ -44,6 +52,19 @@ EXPORT_PAGE_SIZE = 25
 REPLACE_ATTEMPTS = 5
 
 log = logging.getLogger(__name__)
+
+
+def partition_of(run_id: str, transcript_id: str) -> str:
+    """`<run>!<model>!<scenario id but its last digit>`: a prefix of `<run>!<job key>`, so
+    partitions order as their row keys do."""
+    model, _, rest = transcript_id.partition(KEY_SEPARATOR)
+    scenario = rest.split(KEY_SEPARATOR, 1)[0]
+    return KEY_SEPARATOR.join((run_id, model, scenario[:-1]))
+
+
+def _run_range(run_id: str) -> tuple[str, str]:
+    """Every partition of a run is at least the first and below the second."""
+    return run_id + KEY_SEPARATOR, run_id + chr(ord(KEY_SEPARATOR) + 1)
 
 
 class TranscriptRepository:
@@ -74,11 +95,12 @@ class TranscriptRepository:
         """The entity of a transcript; one too large for an entity goes to Blob."""
         columns = {"Status": transcript.status.value, "ModelId": transcript.model_id}
         document = transcript.to_json_dict(exclude={ACCESSED_FIELD})
-        entity = build_entity(transcript.run_id, transcript.id, columns, document)
+        partition = partition_of(transcript.run_id, transcript.id)
+        entity = build_entity(partition, transcript.id, columns, document)
         if entity is None:
             blob_name = f"{transcript.run_id}/{transcript.id}.json"
             self._spill.put(blob_name, document)
-            entity = pointer_entity(transcript.run_id, transcript.id, columns, blob_name)
+            entity = pointer_entity(partition, transcript.id, columns, blob_name)
         return entity
 
     def _replace(self, entity: dict[str, Any]) -> None:
@@ -97,7 +119,7 @@ class TranscriptRepository:
                 if is_etag_mismatch(exc):
                     log.info(
                         "transcript changed while it was replaced; retrying",
-                        extra={"run_id": partition, "job_key": row},
+                        extra={"partition": partition, "job_key": row},
                     )
                     continue
                 raise
@@ -110,7 +132,11 @@ class TranscriptRepository:
         the blob is not touched)."""
         try:
             self._table.update_entity(
-                {"PartitionKey": run_id, "RowKey": transcript_id, ACCESSED_COLUMN: at},
+                {
+                    "PartitionKey": partition_of(run_id, transcript_id),
+                    "RowKey": transcript_id,
+                    ACCESSED_COLUMN: at,
+                },
                 mode=UpdateMode.MERGE,
             )
         except ResourceNotFoundError as exc:
@@ -120,7 +146,7 @@ class TranscriptRepository:
         if not (is_valid_key(run_id) and is_valid_key(transcript_id)):
             raise NotFound(f"run {run_id!r} has no transcript {transcript_id!r}")
         try:
-            entity = self._table.get_entity(run_id, transcript_id)
+            entity = self._table.get_entity(partition_of(run_id, transcript_id), transcript_id)
         except ResourceNotFoundError as exc:
             raise NotFound(f"run {run_id!r} has no transcript {transcript_id!r}") from exc
         return self._load(entity)
@@ -156,12 +182,17 @@ class TranscriptRepository:
         model_id: str | None = None,
         status: TranscriptStatus | None = None,
     ) -> Iterable[dict[str, Any]]:
-        clauses = ["PartitionKey eq @pk"]
-        parameters: dict[str, Any] = {"pk": run_id}
+        first, end = _run_range(run_id)
+        parameters: dict[str, Any] = {"first": first, "end": end}
+        clauses = ["PartitionKey ge @first and PartitionKey lt @end"]
         after = after_row(cursor)
         if after is not None:
-            clauses.append("RowKey gt @after")
-            parameters["after"] = after
+            # The SDK finds parameters between spaces: none may touch a parenthesis.
+            clauses = [
+                "((PartitionKey eq @pk and RowKey gt @after )"
+                " or (PartitionKey gt @pk and PartitionKey lt @end ))"
+            ]
+            parameters |= {"pk": partition_of(run_id, after), "after": after}
         if model_id is not None:
             clauses.append("ModelId eq @model")
             parameters["model"] = model_id
@@ -175,8 +206,11 @@ class TranscriptRepository:
 
     def iterate(self, run_id: str) -> Iterator[Transcript]:
         """Every transcript of a run in key order, a page at a time (bounded memory)."""
+        first, end = _run_range(run_id)
         entities = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": run_id}, results_per_page=EXPORT_PAGE_SIZE
+            "PartitionKey ge @first and PartitionKey lt @end",
+            parameters={"first": first, "end": end},
+            results_per_page=EXPORT_PAGE_SIZE,
         )
         for entity in entities:
             yield self._load(entity)

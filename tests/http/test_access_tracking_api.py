@@ -17,6 +17,7 @@ import pytest
 from evalruns.domain.runs import RunStatus
 from evalruns.domain.transcripts import Turn
 from evalruns.services import Services
+from evalruns.storage.transcripts import partition_of
 from tests.integration.storage.test_access_tracking import (
     DEADLINE_SECONDS,
     accessed,
@@ -102,7 +103,9 @@ def tracked_transcript(services: Services, spilled: bool) -> Tracked:
         id=transcript.id,
         read=lambda: call_http("transcripts_get", route_params=route),
         entities=lambda: {
-            transcript.id: snapshot(table.get_entity(transcript.run_id, transcript.id))
+            transcript.id: snapshot(
+                table.get_entity(partition_of(transcript.run_id, transcript.id), transcript.id)
+            )
         },
     )
 
@@ -176,7 +179,7 @@ def test_listing_does_not_count_as_reading(services: Services, clock: Clock) -> 
         return [
             definition.entities(),
             timeline_entities(runs, run.id),
-            snapshot(transcripts.get_entity(run.id, transcript.id)),
+            snapshot(transcripts.get_entity(partition_of(run.id, transcript.id), transcript.id)),
         ]
 
     before = everything()

@@ -27,6 +27,7 @@ from evalruns.services.access import (
 from evalruns.storage.documents import ACCESSED_COLUMN, DOC_BLOB
 from evalruns.storage.runs import StoredRun
 from evalruns.storage.timeline import ID_PREFIX, PARTITION
+from evalruns.storage.transcripts import partition_of
 from tests.integration.storage.test_repositories import (
     make_definition_input,
     make_run,
@@ -85,7 +86,7 @@ def runs_table(services: Services) -> TableClient:
 
 def transcript_entity(services: Services, transcript: Transcript) -> dict[str, Any]:
     table = services.storage.table("Transcripts")
-    return snapshot(table.get_entity(transcript.run_id, transcript.id))
+    return snapshot(table.get_entity(partition_of(transcript.run_id, transcript.id), transcript.id))
 
 
 def stored_run(services: Services, **overrides: Any) -> StoredRun:

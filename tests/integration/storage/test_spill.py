@@ -12,6 +12,7 @@ from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn, job_
 from evalruns.services import Services
 from evalruns.storage.documents import DOC_BLOB, DOC_PREFIX
 from evalruns.storage.limits import MAX_PROPERTY_BYTES, utf16_bytes
+from evalruns.storage.transcripts import partition_of
 
 # ---------------------------------------------------------------- factories
 
@@ -60,7 +61,11 @@ def conversation(total_chars: int) -> list[Turn]:
 
 
 def raw_entity(services: Services, transcript: Transcript) -> dict[str, Any]:
-    return dict(services.storage.table("Transcripts").get_entity(transcript.run_id, transcript.id))
+    return dict(
+        services.storage.table("Transcripts").get_entity(
+            partition_of(transcript.run_id, transcript.id), transcript.id
+        )
+    )
 
 
 def spill_blobs(services: Services) -> list[str]:
