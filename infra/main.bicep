@@ -196,6 +196,7 @@ var tableNames = [
   '${tablePrefix}Runs'
   '${tablePrefix}Jobs'
   '${tablePrefix}Transcripts'
+  '${tablePrefix}Incidents'
 ]
 
 // Every provider key variable of evalruns/providers/catalog.json (tests/infra checks the two

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from evalruns.domain.base import ApiModel
 from evalruns.errors import Conflict
@@ -85,10 +86,18 @@ def command_target(actor: Actor, current: RunStatus) -> RunStatus:
 
 
 class RunPatch(ApiModel):
-    """The body of `PATCH /api/runs/{id}`."""
+    """The body of `PATCH /api/runs/{id}`: a field left out is kept. `budgetUsd: null` removes
+    the budget; a name cannot be removed (every run has one), so `name: null` is refused."""
 
     budget_usd: float | None = Field(default=None, gt=0)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_given(cls, name: object) -> object:
+        if name is None:
+            raise ValueError("a run's name cannot be null: leave `name` out to keep it")
+        return name
 
 
 class RerunRequest(ApiModel):

@@ -19,6 +19,7 @@ from evalruns.storage.blobs import DocumentBlobs
 from evalruns.storage.clients import CONNECTIONS_PER_HOST, StorageClients
 from evalruns.storage.definitions import DefinitionRepository
 from evalruns.storage.exports import ExportBlobs
+from evalruns.storage.incidents import Incidents
 from evalruns.storage.ledgers import LedgerRepository
 from evalruns.storage.runs import RunRepository
 from evalruns.storage.timeline import Timeline
@@ -42,11 +43,17 @@ class Services:
 
     @cached_property
     def definitions(self) -> DefinitionRepository:
-        return DefinitionRepository(Timeline(self.storage.table("Definitions"), "definition"))
+        return DefinitionRepository(
+            Timeline(self.storage.table("Definitions"), "definition", self.incidents)
+        )
 
     @cached_property
     def runs(self) -> RunRepository:
-        return RunRepository(Timeline(self.storage.table("Runs"), "run"))
+        return RunRepository(Timeline(self.storage.table("Runs"), "run", self.incidents))
+
+    @cached_property
+    def incidents(self) -> Incidents:
+        return Incidents(self.storage.table("Incidents"))
 
     @cached_property
     def ledgers(self) -> LedgerRepository:
@@ -78,7 +85,7 @@ class Services:
     @cached_property
     def transcripts(self) -> TranscriptRepository:
         spill = DocumentBlobs(self.storage.container(self.settings.spill_container))
-        return TranscriptRepository(self.storage.table("Transcripts"), spill)
+        return TranscriptRepository(self.storage.table("Transcripts"), spill, self.incidents)
 
     @cached_property
     def exports(self) -> ExportBlobs:

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.paging import ItemPaged
+from pydantic import Field
 
 from evalruns.domain.base import ApiModel, utcnow
 from evalruns.providers.base import ProviderError
@@ -93,6 +94,11 @@ class StorageHealth(ApiModel):
     status: Literal["ok", "unreachable"]
     tables: ServiceCheck
     blobs: ServiceCheck
+    unreadable_records: int | None = Field(
+        default=None,
+        description="stored rows that listings skipped because they could not be loaded "
+        "(kept with their keys in the Incidents table); null when storage is unreachable",
+    )
 
 
 class ProviderHealth(ApiModel):
@@ -181,7 +187,7 @@ async def overall_health(
     services: Services, instances: InstanceListing, environ: Mapping[str, str] | None = None
 ) -> HealthReport:
     """Every check at once: unhealthy without storage, degraded when a configured provider is
-    not connected or the queue is stuck or unreadable."""
+    not connected, the queue is stuck or unreadable, or a stored row could not be loaded."""
     storage, providers, queue = await asyncio.gather(
         storage_health(services),
         provider_health(services.settings, services.catalog),
@@ -191,7 +197,7 @@ async def overall_health(
     status: Literal["healthy", "degraded", "unhealthy"] = "healthy"
     if storage.status != "ok":
         status = "unhealthy"
-    elif providers.status != "ok" or queue.status != "ok":
+    elif providers.status != "ok" or queue.status != "ok" or storage.unreadable_records:
         status = "degraded"
     checks = HealthChecks(
         storage=storage,
@@ -232,7 +238,15 @@ async def storage_health(services: Services) -> StorageHealth:
         _timed(services, "blobs", lambda: _first_page(storage.blobs.list_containers(**request))),
     )
     status: Literal["ok", "unreachable"] = "ok" if tables.ok and blobs.ok else "unreachable"
-    return StorageHealth(status=status, tables=tables, blobs=blobs)
+    unreadable = None
+    if tables.ok:
+        try:
+            unreadable = await asyncio.wait_for(
+                services.run_io(services.incidents.count), STORAGE_WAIT_SECONDS
+            )
+        except Exception:
+            log.warning("storage health: could not count incidents", exc_info=True)
+    return StorageHealth(status=status, tables=tables, blobs=blobs, unreadable_records=unreadable)
 
 
 def _first_page(pager: ItemPaged[Any]) -> None:

@@ -29,7 +29,7 @@ AZURITE_FULL_CONNECTION = (
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 
-TABLES = ("Definitions", "Runs", "Jobs", "Transcripts")
+TABLES = ("Definitions", "Runs", "Jobs", "Transcripts", "Incidents")
 # As many pooled connections as threads that call storage at once (Services.io).
 CONNECTIONS_PER_HOST = 32
 

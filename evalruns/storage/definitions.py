@@ -37,5 +37,4 @@ class DefinitionRepository:
         self._timeline.touch(definition_id, at)
 
     def list(self, limit: int, cursor: str | None) -> Page[Definition]:
-        page = self._timeline.list({}, limit, cursor)
-        return Page([_load(record) for record in page.items], page.next_cursor)
+        return self._timeline.list({}, limit, cursor, _load)

@@ -58,18 +58,22 @@ def after_row(cursor: str | None) -> str | None:
 
 
 def keyset_page(
-    entities: Iterable[dict[str, Any]], limit: int, convert: Callable[[dict[str, Any]], T]
+    entities: Iterable[dict[str, Any]],
+    limit: int,
+    convert: Callable[[dict[str, Any]], T | None],
 ) -> Page[T]:
     """The first `limit` entities of a query ordered by row key, and the cursor after them.
 
     Cursors are keys, not Table continuation tokens, so a filtered query still fills its page
-    and results stay stable while new rows are written.
+    and results stay stable while new rows are written. An entity `convert` answers None for
+    (one it could not load) is left out of the page but still moves the cursor on.
     """
     fetched = list(islice(entities, limit + 1))
     items = fetched[:limit]
     more = len(fetched) > limit
     cursor = encode_cursor({"after": items[-1]["RowKey"]}) if more and items else None
-    return Page([convert(entity) for entity in items], cursor)
+    converted = (convert(entity) for entity in items)
+    return Page([item for item in converted if item is not None], cursor)
 
 
 def check_limit(limit: int | None) -> int:

@@ -42,8 +42,12 @@ def _columns(run: Run) -> dict[str, Any]:
 
 
 def _document(run: StoredRun) -> dict[str, Any]:
-    """The stored document: the last access time lives in its own column."""
-    return run.to_json_dict(exclude={ACCESSED_FIELD})
+    """The stored document: the last access time lives in its own column.
+
+    Validated again on the way in (a `model_copy` update is not), so nothing is stored that
+    `_load` would refuse.
+    """
+    return StoredRun.model_validate(run.model_dump()).to_json_dict(exclude={ACCESSED_FIELD})
 
 
 def _load(record: Record) -> StoredRun:
@@ -107,5 +111,4 @@ class RunRepository:
             filters["Status"] = status.value
         if definition_id is not None:
             filters["DefinitionId"] = definition_id
-        page = self._timeline.list(filters, limit, cursor)
-        return Page([_load(record) for record in page.items], page.next_cursor)
+        return self._timeline.list(filters, limit, cursor, _load)

@@ -9,10 +9,10 @@ and `replace` carries over.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -26,10 +26,12 @@ from evalruns.storage.documents import (
     build_entity,
     read_document,
 )
+from evalruns.storage.incidents import Incidents
 from evalruns.storage.limits import LimitExceeded, is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 from evalruns.storage.rest import LeanTable
 
+T = TypeVar("T")
 PARTITION = "all"
 ID_PREFIX = "id!"
 TIME_PREFIX = "ts!"
@@ -64,9 +66,10 @@ def _record(entity: dict[str, Any]) -> Record:
 
 
 class Timeline:
-    def __init__(self, table: LeanTable, kind: str) -> None:
+    def __init__(self, table: LeanTable, kind: str, incidents: Incidents) -> None:
         self._table = table
         self._kind = kind
+        self._incidents = incidents
 
     def insert(
         self,
@@ -157,8 +160,15 @@ class Timeline:
             ]
         )
 
-    def list(self, filters: Mapping[str, Any], limit: int, cursor: str | None) -> Page[Record]:
-        """Newest first; `filters` are equality filters on columns."""
+    def list(
+        self,
+        filters: Mapping[str, Any],
+        limit: int,
+        cursor: str | None,
+        load: Callable[[Record], T],
+    ) -> Page[T]:
+        """Newest first; `filters` are equality filters on columns. A record `load` refuses is
+        skipped and kept as an incident, so one bad row never fails the listing."""
         clauses = ["PartitionKey eq @pk", "RowKey gt @start", "RowKey lt @end"]
         parameters: dict[str, Any] = {"pk": PARTITION, "start": TIME_PREFIX, "end": TIME_END}
         after = after_row(cursor)
@@ -177,7 +187,10 @@ class Timeline:
         entities = self._table.query_entities(
             " and ".join(clauses), parameters=parameters, results_per_page=limit + 1
         )
-        return keyset_page(entities, limit, _record)
+        loader = self._incidents.loader(
+            self._kind, lambda entity: str(entity.get("RowKey")), lambda e: load(_record(e))
+        )
+        return keyset_page(entities, limit, loader)
 
     def _lookup(self, record_id: str, select: str | None = None) -> TableEntity:
         """The record's `id!` entity (only the `select` column when given), or NotFound.

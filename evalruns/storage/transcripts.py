@@ -39,6 +39,7 @@ from evalruns.storage.documents import (
     read_document,
     with_accessed,
 )
+from evalruns.storage.incidents import Incidents
 from evalruns.storage.limits import is_etag_mismatch, is_valid_key
 from evalruns.storage.paging import Page, after_row, keyset_page
 from evalruns.storage.rest import LeanTable
@@ -68,9 +69,10 @@ def _run_range(run_id: str) -> tuple[str, str]:
 
 
 class TranscriptRepository:
-    def __init__(self, table: LeanTable, spill: DocumentBlobs) -> None:
+    def __init__(self, table: LeanTable, spill: DocumentBlobs, incidents: Incidents) -> None:
         self._table = table
         self._spill = spill
+        self._incidents = incidents
 
     def put(self, transcript: Transcript) -> None:
         """Insert or replace; a transcript too large for an entity goes to Blob.
@@ -166,9 +168,12 @@ class TranscriptRepository:
         status: TranscriptStatus | None = None,
     ) -> Page[TranscriptSummary]:
         entities = self._query_after(run_id, limit, cursor, model_id, status)
-        return keyset_page(
-            entities, limit, lambda e: TranscriptSummary.model_validate(self._load(e).model_dump())
+        load = self._incidents.loader(
+            "transcript",
+            lambda entity: f"{entity.get('PartitionKey')}/{entity.get('RowKey')}",
+            lambda entity: TranscriptSummary.model_validate(self._load(entity).model_dump()),
         )
+        return keyset_page(entities, limit, load)
 
     def page(self, run_id: str, limit: int, cursor: str | None) -> Page[Transcript]:
         """The next `limit` whole transcripts of a run in key order, after `cursor`."""

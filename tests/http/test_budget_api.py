@@ -31,9 +31,27 @@ def test_patch_changes_the_budget_and_refuses_bad_values(
     assert_problem(patch(run_id, {"budgetUsd": 0}), 400, "budgetUsd")
     assert_problem(patch(run_id, {"budgetUsd": "lots"}), 400, "budgetUsd")
     assert_problem(patch("nope", {"budgetUsd": 1}), 404)
+    cleared = patch(run_id, {"budgetUsd": None})
+    assert cleared.status_code == 200 and json_body(cleared)["budgetUsd"] is None
     assert act(engine, "cancel", run_id).status_code == 202
     assert_terminated(engine, run_id)
     assert assert_problem(patch(run_id, {"budgetUsd": 3}), 409)["currentStatus"] == "CANCELLED"
+
+
+@pytest.mark.usefixtures("instant_cancel")
+def test_a_null_name_is_refused_and_the_runs_list_still_answers(
+    configure: Callable[..., Services], engine: DurableEngine
+) -> None:
+    # Found by fuzzing: `{"name": null}` was stored, and every later GET /api/runs was a 500.
+    configure()
+    run_id = started_run(engine)
+    assert_problem(patch(run_id, {"name": None}), 400, "name", "leave `name` out")
+    assert_problem(patch(run_id, {"name": ""}), 400, "name")
+    renamed = patch(run_id, {"name": "renamed"})
+    assert renamed.status_code == 200 and json_body(renamed)["name"] == "renamed"
+    listing = call_http("runs_list")
+    assert listing.status_code == 200
+    assert [run["name"] for run in json_body(listing)["items"]] == ["renamed"]
 
 
 def test_estimate_before_anything_is_spent(services: Services) -> None:

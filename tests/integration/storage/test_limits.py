@@ -143,10 +143,12 @@ def test_reads_with_forbidden_ids_are_not_found_without_a_request(
     jobs_table = Tripwire(services.storage.table("Jobs"))
     transcripts_table = Tripwire(services.storage.table("Transcripts"))
     spill = DocumentBlobs(services.storage.container(services.settings.spill_container))
-    runs = RunRepository(Timeline(runs_table, "run"))  # type: ignore[arg-type]
-    definitions = DefinitionRepository(Timeline(definitions_table, "definition"))  # type: ignore[arg-type]
+    runs = RunRepository(Timeline(runs_table, "run", services.incidents))  # type: ignore[arg-type]
+    definitions = DefinitionRepository(
+        Timeline(definitions_table, "definition", services.incidents)  # type: ignore[arg-type]
+    )
     ledgers = LedgerRepository(jobs_table)  # type: ignore[arg-type]
-    transcripts = TranscriptRepository(transcripts_table, spill)  # type: ignore[arg-type]
+    transcripts = TranscriptRepository(transcripts_table, spill, services.incidents)  # type: ignore[arg-type]
     valid_transcript_id = "mock-small!s000001!001"
 
     reads: list[Callable[[], object]] = [

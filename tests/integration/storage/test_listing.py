@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -17,6 +18,8 @@ from evalruns.domain.definitions import Definition
 from evalruns.domain.runs import Progress, RunConfig, RunModel, RunStatus
 from evalruns.errors import InvalidInput
 from evalruns.services import Services
+from evalruns.services.health import storage_health
+from evalruns.storage.documents import DOC_PREFIX, read_document
 from evalruns.storage.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, check_limit
 from evalruns.storage.runs import StoredRun
 from tests.integration.storage.test_repositories import make_definition_input
@@ -282,3 +285,31 @@ def test_capped_limit_pages_through_more_than_max(services: Services) -> None:
     assert len(second.items) == 5
     assert second.next_cursor is None
     assert [run.id for run in first.items + second.items] == [run.id for run in expected]
+
+
+# ---------------------------------------------------------------- unreadable rows
+
+
+def test_one_unreadable_run_is_skipped_counted_and_never_fails_the_listing(
+    services: Services,
+) -> None:
+    runs = create_runs(services, [make_run(minute) for minute in (1, 2, 3)])
+    broken = runs[1]
+    table = services.storage.table("Runs")
+    stored = table.get_entity("all", f"id!{broken.id}")
+    document = read_document(stored)
+    document["name"] = None  # what the fuzzer's PATCH stored before names were validated
+    for row in (stored["RowKey"], stored["TimeKey"]):
+        table.upsert_entity(
+            {"PartitionKey": "all", "RowKey": row, f"{DOC_PREFIX}0": json.dumps(document)}
+        )
+
+    pages = collect_pages(services, limit=1)
+    assert [run.id for page in pages for run in page.items] == [runs[0].id, runs[2].id]
+    assert services.incidents.count() == 1
+    services.runs.list(10, None)  # seen again: still one incident, not two
+    assert services.incidents.count() == 1
+    incident = next(iter(services.storage.table("Incidents").list_entities()))
+    assert incident["PartitionKey"] == "run" and broken.id in incident["Key"]
+    assert "name" in incident["Reason"]
+    assert asyncio.run(storage_health(services)).unreadable_records == 1
