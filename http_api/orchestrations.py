@@ -16,6 +16,7 @@ from evalruns.domain.orchestration import RunState
 from evalruns.domain.runs import RunStatus
 from evalruns.errors import Unavailable
 from evalruns.services.container import Services
+from evalruns.services.reconcile import OrchestrationState
 from evalruns.services.runs import move_run
 from evalruns.storage.runs import StoredRun
 from http_api.requests import json_response
@@ -38,11 +39,11 @@ class DurableOrchestrations:
         except Exception as error:  # the SDK raises bare Exceptions for 404 and 410
             log.info("terminate %s: %s", instance_id, error)
 
-    async def status(self, instance_id: str) -> tuple[str | None, Any]:
+    async def state(self, instance_id: str) -> OrchestrationState:
         status = await self._client.get_status(instance_id)
         if not status or status.runtime_status is None:
-            return None, None
-        return status.runtime_status.value, status.custom_status
+            return OrchestrationState(None)
+        return OrchestrationState(status.runtime_status.value, status.custom_status, status.output)
 
 
 async def start_run(

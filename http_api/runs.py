@@ -13,8 +13,9 @@ from evalruns.services import get_services
 from evalruns.services.access import touch_run
 from evalruns.services.control import patch_run
 from evalruns.services.estimates import estimate_run
-from evalruns.services.runs import create_run, get_run, list_runs, with_live_progress
-from http_api.orchestrations import start_run
+from evalruns.services.reconcile import current_run
+from evalruns.services.runs import create_run, list_runs
+from http_api.orchestrations import DurableOrchestrations, start_run
 from http_api.problems import api_errors
 from http_api.requests import (
     json_response,
@@ -57,17 +58,10 @@ def runs_list(req: func.HttpRequest) -> func.HttpResponse:
 async def runs_get(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    run = (await asyncio.to_thread(get_run, get_services(), req.route_params["runId"])).public()
-    touch_run(get_services(), run)
-    if not run.status.is_terminal:
-        try:
-            status = await client.get_status(run.id)
-            run = with_live_progress(run, status.custom_status)
-        except Exception:
-            log.warning(
-                "live progress of run %s unavailable; showing the snapshot", run.id, exc_info=True
-            )
-    return json_response(run.to_json_dict())
+    services = get_services()
+    run = await current_run(services, DurableOrchestrations(client), req.route_params["runId"])
+    touch_run(services, run)
+    return json_response(run.public().to_json_dict())
 
 
 @bp.route(route="runs/estimate", methods=["POST"])

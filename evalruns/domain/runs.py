@@ -39,16 +39,18 @@ PAUSED_FOR_BUDGET = "budget"
 
 
 class Actor(StrEnum):
-    """Who moves a run: a user's command, or the orchestration that executes it."""
+    """Who moves a run: a user's command, the orchestration that executes it, or the
+    reconciler, when the orchestration ended outside the API (terminated, failed, purged)."""
 
     PAUSE = "pause"
     RESUME = "resume"
     CANCEL = "cancel"
     ORCHESTRATION = "orchestration"
+    RECONCILE = "reconcile"
 
     @property
     def is_user(self) -> bool:
-        return self is not Actor.ORCHESTRATION
+        return self in (Actor.PAUSE, Actor.RESUME, Actor.CANCEL)
 
 
 # Every status move there is, and who may make it (DESIGN.md section 4). The orchestration
@@ -64,6 +66,8 @@ MOVES: frozenset[tuple[RunStatus, RunStatus, Actor]] = frozenset(
         (RunStatus.SUMMARIZING, RunStatus.COMPLETED, Actor.ORCHESTRATION),
         *((status, RunStatus.CANCELLED, Actor.CANCEL) for status in ACTIVE),
         *((status, RunStatus.FAILED, Actor.ORCHESTRATION) for status in ACTIVE),
+        *((status, RunStatus.CANCELLED, Actor.RECONCILE) for status in ACTIVE),
+        *((status, RunStatus.FAILED, Actor.RECONCILE) for status in ACTIVE),
     }
 )
 
@@ -237,6 +241,11 @@ class Run(ApiModel):
     )
     cost_usd: float = 0.0
     error: str | None = None
+    settling: bool = Field(
+        default=False,
+        description="ended while calls were in flight (cancelled, or its orchestration ended "
+        "outside the API): progress is recounted from the transcripts as those calls finish",
+    )
     control_seq: int = Field(
         default=0, description="pause/resume/cancel commands accepted so far (event names)"
     )

@@ -31,6 +31,7 @@ from evalruns.domain.runs import (
 from evalruns.errors import Conflict, FieldError, InvalidInput
 from evalruns.names import control_event
 from evalruns.services.container import Services
+from evalruns.services.reconcile import OrchestrationState, settle
 from evalruns.services.runs import resolve_models
 from evalruns.storage.runs import StoredRun
 
@@ -47,8 +48,7 @@ class Orchestrations(Protocol):
 
     async def terminate(self, instance_id: str, reason: str) -> None: ...
 
-    async def status(self, instance_id: str) -> tuple[str | None, Any]:
-        """The runtime status (None when unknown) and the custom status."""
+    async def state(self, instance_id: str) -> OrchestrationState: ...
 
 
 async def pause_run(services: Services, orchestrations: Orchestrations, run_id: str) -> Run:
@@ -78,9 +78,9 @@ async def cancel_run(
     recorded; probes that have not started see the cancelled run and do not call a provider.
     """
     started = time.monotonic()
-    run = await _command(services, run_id, Actor.CANCEL)
+    await _command(services, run_id, Actor.CANCEL)
     reason = "cancelled by the user"
-    _, custom = await orchestrations.status(run_id)
+    custom = (await orchestrations.state(run_id)).custom_status
     await orchestrations.terminate(run_id, reason)
     terminated: set[str] = set()
     for lane_id in _lanes(custom):
@@ -93,7 +93,8 @@ async def cancel_run(
         terminated.add(lane_id)
     log.info("run %s cancelled; %d lanes terminated", run_id, len(terminated))
     await asyncio.sleep(max(0.0, services.gates.staleness - (time.monotonic() - started)))
-    return run.public()
+    # Every probe finishing from now on sees the cancel and recounts; this counts the rest.
+    return (await services.run_io(settle, services, run_id)).public()
 
 
 def _lanes(custom_status: Any) -> list[str]:
@@ -109,9 +110,9 @@ async def _custom_status_once_stopped(
     it was read (or after `settle_seconds`, if the runtime is slow to apply it)."""
     deadline = time.monotonic() + settle_seconds
     while True:
-        runtime_status, custom = await orchestrations.status(run_id)
-        if runtime_status in STOPPED or time.monotonic() > deadline:
-            return custom
+        state = await orchestrations.state(run_id)
+        if state.runtime_status in STOPPED or time.monotonic() > deadline:
+            return state.custom_status
         await asyncio.sleep(TERMINATE_POLL_SECONDS)
 
 
@@ -124,7 +125,8 @@ async def _command(services: Services, run_id: str, actor: Actor) -> StoredRun:
             "pause_reason": PAUSED_BY_USER if status == RunStatus.PAUSED else None,
         }
         if status.is_terminal:
-            update["completed_at"] = utcnow()
+            # Calls in flight finish after this: the run's progress is recounted as they do.
+            update |= {"completed_at": utcnow(), "settling": True}
         return run.model_copy(update=update)
 
     return await services.run_io(services.runs.update, run_id, change)

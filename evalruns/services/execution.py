@@ -34,6 +34,7 @@ from evalruns.providers.base import (
 from evalruns.providers.catalog import ResolvedModel, UnknownModelError
 from evalruns.providers.registry import ProviderNotConfiguredError, open_provider
 from evalruns.services.container import Services
+from evalruns.services.reconcile import settle
 from evalruns.services.summaries import needs_summary
 from evalruns.services.work import gate, job_space
 from evalruns.storage.runs import StoredRun
@@ -193,6 +194,9 @@ async def probe_job(services: Services, work: WorkInput) -> Outcome:
     await services.run_io(services.transcripts.put, transcript)
     if transcript.status == TranscriptStatus.SUCCEEDED:
         services.recent.put(transcript)
+    if (await gate(services, job.run_id)).status.is_terminal:
+        # The run ended while this call was in flight: count its transcript in.
+        await services.run_io(settle, services, job.run_id)
     called = _outcome(job.ordinal, transcript, called=True, rate_limited=_limited(outcome))
     return called.model_copy(update={"seconds": duration_ms / 1000})
 

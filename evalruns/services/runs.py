@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from evalruns.domain.base import utcnow
 from evalruns.domain.orchestration import CustomStatus
@@ -26,6 +26,7 @@ from evalruns.storage.paging import Page
 from evalruns.storage.runs import StoredRun
 
 log = logging.getLogger(__name__)
+RunT = TypeVar("RunT", bound=Run)
 
 
 def create_run(services: Services, request: RunRequest) -> StoredRun:
@@ -105,11 +106,7 @@ def resolve_models(services: Services, refs: list[str]) -> list[RunModel]:
     return models
 
 
-def get_run(services: Services, run_id: str) -> StoredRun:
-    return services.runs.get(run_id)
-
-
-def with_live_progress(run: Run, custom_status: Any) -> Run:
+def with_live_progress(run: RunT, custom_status: Any) -> RunT:
     """The run with the orchestration's live progress (its custom status), when it has one."""
     status = CustomStatus.read(custom_status)
     if run.status.is_terminal or status is None:

@@ -38,6 +38,8 @@ def _columns(run: Run) -> dict[str, Any]:
     columns: dict[str, Any] = {"Status": run.status.value, "DefinitionId": run.definition_id}
     if run.budget_usd is not None:
         columns["BudgetUsd"] = float(run.budget_usd)
+    if run.settling:
+        columns["Settling"] = True
     return columns
 
 
@@ -105,8 +107,12 @@ class RunRepository:
         cursor: str | None,
         status: RunStatus | None = None,
         definition_id: str | None = None,
+        settling: bool = False,
     ) -> Page[StoredRun]:
+        """Newest first; `settling` lists only runs whose progress is still being recounted."""
         filters: dict[str, Any] = {}
+        if settling:
+            filters["Settling"] = True
         if status is not None:
             filters["Status"] = status.value
         if definition_id is not None:

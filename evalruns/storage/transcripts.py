@@ -20,6 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from evalruns.domain.runs import ModelProgress
 from evalruns.domain.transcripts import (
     KEY_SEPARATOR,
     Transcript,
@@ -51,6 +52,13 @@ EXPORT_PAGE_SIZE = 25
 # Replacing a transcript rereads its access time when a touch lands in between; touches come
 # at most once a minute, so even a second attempt is rare.
 REPLACE_ATTEMPTS = 5
+
+# Columns beside the document, so a run's progress can be counted without reading documents.
+TALLY_COLUMNS = {
+    "CostUsd": "cost_usd",
+    "InputTokens": "input_tokens",
+    "OutputTokens": "output_tokens",
+}
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +103,11 @@ class TranscriptRepository:
 
     def _entity(self, transcript: Transcript) -> dict[str, Any]:
         """The entity of a transcript; one too large for an entity goes to Blob."""
-        columns = {"Status": transcript.status.value, "ModelId": transcript.model_id}
+        columns = {
+            "Status": transcript.status.value,
+            "ModelId": transcript.model_id,
+            **{column: getattr(transcript, field) for column, field in TALLY_COLUMNS.items()},
+        }
         document = transcript.to_json_dict(exclude={ACCESSED_FIELD})
         partition = partition_of(transcript.run_id, transcript.id)
         entity = build_entity(partition, transcript.id, columns, document)
@@ -208,6 +220,27 @@ class TranscriptRepository:
             " and ".join(clauses), parameters=parameters, results_per_page=limit + 1
         )
         return entities
+
+    def tally(self, run_id: str) -> dict[str, ModelProgress]:
+        """Jobs done per model, counted from the transcripts that exist (a few columns each)."""
+        first, end = _run_range(run_id)
+        entities = self._table.query_entities(
+            "PartitionKey ge @first and PartitionKey lt @end",
+            parameters={"first": first, "end": end},
+            select=["ModelId", "Status", *TALLY_COLUMNS],
+            results_per_page=1000,
+        )
+        by_model: dict[str, ModelProgress] = {}
+        for entity in entities:
+            succeeded = entity.get("Status") == TranscriptStatus.SUCCEEDED.value
+            by_model.setdefault(entity["ModelId"], ModelProgress()).add(
+                ModelProgress(
+                    completed=int(succeeded),
+                    failed=int(not succeeded),
+                    **{field: entity.get(column) or 0 for column, field in TALLY_COLUMNS.items()},
+                )
+            )
+        return by_model
 
     def iterate(self, run_id: str) -> Iterator[Transcript]:
         """Every transcript of a run in key order, a page at a time (bounded memory)."""

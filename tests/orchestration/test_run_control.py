@@ -20,6 +20,7 @@ from evalruns.errors import Conflict
 from evalruns.providers.mock import MockProvider
 from evalruns.services import Services
 from evalruns.services.control import cancel_run, create_rerun, pause_run, resume_run
+from evalruns.services.reconcile import OrchestrationState
 from orchestrators.run import PAUSE_RECHECK
 from tests.support.runs import grid_definition, probe_calls, start_run
 
@@ -39,9 +40,11 @@ class EngineOrchestrations:
         with contextlib.suppress(InstanceNotFoundError):
             self.engine.terminate(instance_id, reason)
 
-    async def status(self, instance_id: str) -> tuple[str | None, Any]:
+    async def state(self, instance_id: str) -> OrchestrationState:
         status = self.engine.status(instance_id)
-        return (status.runtime_status, status.custom_status) if status else (None, None)
+        if status is None:
+            return OrchestrationState(None)
+        return OrchestrationState(status.runtime_status, status.custom_status, status.output)
 
 
 def calls() -> int:

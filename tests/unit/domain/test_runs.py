@@ -103,7 +103,9 @@ def test_the_moves_table_allows_exactly_the_design_transitions(
 def test_every_move_names_who_may_make_it(
     current: RunStatus, target: RunStatus, actor: Actor
 ) -> None:
-    if actor.is_user:
+    if actor is Actor.RECONCILE:
+        assert target in (S.CANCELLED, S.FAILED) and not current.is_terminal
+    elif actor.is_user:
         assert command_target(actor, current) == target
         assert (current, target) in {
             (source, ACTION_TARGETS[actor.value]) for source in ALLOWED_ACTIONS[actor.value]
@@ -113,8 +115,13 @@ def test_every_move_names_who_may_make_it(
 
 
 def test_the_orchestration_makes_exactly_its_moves() -> None:
-    made = {(current, target) for current, target, actor in MOVES if not actor.is_user}
+    made = {(current, target) for current, target, actor in MOVES if actor is Actor.ORCHESTRATION}
     assert made == ORCHESTRATION_MOVES
+
+
+def test_the_reconciler_only_ends_live_runs_as_cancelled_or_failed() -> None:
+    made = {(current, target) for current, target, actor in MOVES if actor is Actor.RECONCILE}
+    assert made == {(s, t) for s in NON_TERMINAL_STATUSES for t in (S.CANCELLED, S.FAILED)}
 
 
 @pytest.mark.parametrize("status", TERMINAL_STATUSES)
