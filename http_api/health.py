@@ -89,7 +89,8 @@ async def health_providers(req: func.HttpRequest) -> func.HttpResponse:
 async def health_queue(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return json_response((await queue_health(DurableInstances(client))).to_json_dict())
+    report = await queue_health(DurableInstances(client), services=get_services())
+    return json_response(report.to_json_dict())
 
 
 @bp.route(route="health/workers", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

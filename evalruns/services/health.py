@@ -28,6 +28,7 @@ from azure.core.paging import ItemPaged
 from pydantic import Field
 
 from evalruns.domain.base import ApiModel, utcnow
+from evalruns.domain.runs import ACTIVE
 from evalruns.providers.base import ProviderError
 from evalruns.providers.catalog import MOCK_API, Catalog, ProviderInfo, UnknownModelError
 from evalruns.providers.http_errors import MIN_REDACTED_KEY_LENGTH, REDACTED
@@ -141,6 +142,11 @@ class QueueHealth(ApiModel):
     stuck_pending: int
     stuck_after_seconds: int
     activity_backlog: ActivityBacklog
+    disagreeing_records: int | None = Field(
+        default=None,
+        description="live run records whose orchestration has ended (terminated, failed or "
+        "completed outside the API); the sweeper and the next read of each fix them",
+    )
     error: str | None = None
     checked_at: datetime
 
@@ -191,7 +197,7 @@ async def overall_health(
     storage, providers, queue = await asyncio.gather(
         storage_health(services),
         provider_health(services.settings, services.catalog),
-        queue_health(instances),
+        queue_health(instances, services=services),
     )
     workers = worker_health(services.settings, services.catalog, environ)
     status: Literal["healthy", "degraded", "unhealthy"] = "healthy"
@@ -416,9 +422,12 @@ class InstanceListing(Protocol):
         ...
 
 
-async def queue_health(listing: InstanceListing, now: datetime | None = None) -> QueueHealth:
+async def queue_health(
+    listing: InstanceListing, now: datetime | None = None, *, services: Services | None = None
+) -> QueueHealth:
     """Instances by runtime status (one query per status, in parallel), the oldest Pending and
-    Running ones, and how many have been Pending too long."""
+    Running ones, how many have been Pending too long, and (given `services`) how many live
+    run records disagree with their ended orchestrations."""
     checked_at = now or utcnow()
     try:
         pages = await asyncio.wait_for(
@@ -456,8 +465,18 @@ async def queue_health(listing: InstanceListing, now: datetime | None = None) ->
         if instance.created_time is not None
         and checked_at - _utc(instance.created_time) >= STUCK_PENDING_AFTER
     )
+    ended = {
+        instance.instance_id
+        for status in ("Terminated", "Failed", "Completed")
+        for instance in by_status[status]
+    }
+    disagreeing = None
+    if services is not None:
+        live = await services.run_io(_live_run_ids, services)
+        disagreeing = len(live & ended)
     return QueueHealth(
-        status="stuck" if stuck else "ok",
+        status="stuck" if stuck or disagreeing else "ok",
+        disagreeing_records=disagreeing,
         instances={status: len(page) for status, page in by_status.items()},
         lower_bounds=[s for s, page in by_status.items() if len(page) >= INSTANCE_PAGE_SIZE],
         by_name=by_name,
@@ -468,6 +487,15 @@ async def queue_health(listing: InstanceListing, now: datetime | None = None) ->
         activity_backlog=ActivityBacklog(available=False, detail=NO_ACTIVITY_BACKLOG),
         checked_at=checked_at,
     )
+
+
+def _live_run_ids(services: Services) -> set[str]:
+    """The ids of the newest live run records, one page per live status."""
+    return {
+        run.id
+        for status in ACTIVE
+        for run in services.runs.list(INSTANCE_PAGE_SIZE, None, status).items
+    }
 
 
 def _oldest(page: Sequence[OrchestrationInstance], now: datetime) -> InstanceAge | None:

@@ -15,6 +15,7 @@ from evalruns.domain.runs import RunStatus
 from evalruns.services import Services
 from evalruns.services import reconcile as reconcile_module
 from evalruns.services.control import cancel_run
+from evalruns.services.health import OrchestrationInstance, queue_health
 from evalruns.services.reconcile import (
     OrchestrationState,
     current_run,
@@ -55,6 +56,32 @@ def test_a_run_terminated_outside_the_api_reads_cancelled_at_once(
     assert calls() == at_reconcile
 
 
+class EngineInstances:
+    """The health check's instance listing over the step engine."""
+
+    def __init__(self, engine: DurableEngine) -> None:
+        self.engine = engine
+
+    async def instances(self, runtime_status: str) -> list[OrchestrationInstance]:
+        views = [self.engine.status(i) for i in self.engine.instance_ids()]
+        return [
+            OrchestrationInstance(
+                instance_id=view.instance_id,
+                name=view.name,
+                runtime_status=view.runtime_status,
+                created_time=view.created_time,
+                last_updated_time=view.last_updated_time,
+            )
+            for view in views
+            if view is not None and view.runtime_status == runtime_status
+        ]
+
+
+def disagreeing(services: Services, engine: DurableEngine) -> int | None:
+    report = asyncio.run(queue_health(EngineInstances(engine), services=services))
+    return report.disagreeing_records
+
+
 def test_the_sweeper_finds_a_terminated_run_and_reports_it(
     configure: Callable[..., Services], engine: DurableEngine
 ) -> None:
@@ -65,6 +92,7 @@ def test_the_sweeper_finds_a_terminated_run_and_reports_it(
     engine.terminate(terminated.id, "by hand")
     engine.run_until_idle(advance_clock=False)
 
+    assert disagreeing(services, engine) == 1  # health sees it before anything is fixed
     report = asyncio.run(sweep(services, EngineOrchestrations(engine), limit=50))
     assert report.checked == 2
     assert [(r.run_id, r.was, r.now) for r in report.reconciled] == [
@@ -74,6 +102,7 @@ def test_the_sweeper_finds_a_terminated_run_and_reports_it(
     assert services.runs.get(healthy.id).status == RunStatus.RUNNING
     again = asyncio.run(sweep(services, EngineOrchestrations(engine), limit=50))
     assert again.reconciled == []  # nothing left to fix
+    assert disagreeing(services, engine) == 0
 
 
 def test_a_purged_orchestration_fails_its_run_but_a_young_pending_one_waits() -> None:
