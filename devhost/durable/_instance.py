@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +134,16 @@ class Instance:
     @property
     def has_started(self) -> bool:
         return any(e["EventType"] == EventType.EXECUTION_STARTED for e in self.history)
+
+    def copy(self) -> Instance:
+        """The instance as it is now, to go back to if a work item is abandoned. The events are
+        shared: a work item appends to the history, and marks only its own events as played."""
+        return replace(
+            self,
+            history=list(self.history),
+            history_chunks=list(self.history_chunks),
+            warnings=list(self.warnings),
+        )
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

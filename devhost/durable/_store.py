@@ -6,10 +6,11 @@ batching whatever is waiting for one partition into entity-group transactions wi
 limits: at most 100 operations and 4 MiB per transaction, one partition each, 64 KiB per
 property (larger strings go to a blob in ``<hub>-largemessages``, as the Azure Storage provider
 does) and 1 MiB per entity. Writes to different partitions proceed concurrently. Once a write
-to a partition has failed (after retries), nothing more is written to that partition until the
-store is opened again: a later write never lands without an earlier one it may depend on.
-Every write is idempotent (upserts and deletes by key), so a write replayed after a crash does
-no harm.
+to a partition has failed (after retries), the writes queued behind it fail too, without being
+tried: a later write never lands without an earlier one it may depend on. The partition takes
+writes again once its queue is empty, so whoever wrote can write again (``DurableHost`` retries
+a failed checkpoint whole). Every write is idempotent (upserts and deletes by key), so a write
+replayed after a crash or a retry does no harm.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from ._faults import describe, is_unavailable
 from ._table_http import TableWriter
 
 logger = logging.getLogger("devhost.durable")
@@ -167,7 +174,8 @@ class TableStore:
         self._writer: TableWriter | None = None
         self._queues: dict[tuple[str, str], _Queue] = {}
         self._failed: dict[tuple[str, str], BaseException] = {}
-        """Partitions a write failed for: nothing more is written to them."""
+        """Partitions a write failed for: what is queued for them fails too, until the queue
+        is empty."""
         self._semaphore: asyncio.Semaphore | None = None
         self._spilled: set[tuple[str, str, str]] = set()
         """Rows known to have blob-stored properties (their blobs go when the row goes)."""
@@ -244,7 +252,7 @@ class TableStore:
                     try:
                         await self._apply(key[0], [op for op, _ in chunk])
                     except Exception as failure:  # reported to every waiting writer
-                        logger.exception("writing %s failed; nothing more is written to it", key)
+                        _log_failure(key, failure, len(queue.items))
                         error = self._failed[key] = failure
                 for _, ticket in chunk:
                     ticket.remaining -= 1
@@ -258,6 +266,7 @@ class TableStore:
             queue.task = None
             if not queue.items:
                 self._queues.pop(key, None)
+                self._failed.pop(key, None)  # its writers learnt of the failure
 
     async def _apply(self, table: str, ops: list[Op]) -> None:
         assert self._semaphore is not None
@@ -278,7 +287,7 @@ class TableStore:
                     continue
                 if attempt + 1 == WRITE_ATTEMPTS:
                     raise
-            except (HttpResponseError, ServiceRequestError):  # incl. connections lost
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError):  # or no answer
                 if attempt + 1 == WRITE_ATTEMPTS:
                     raise
             await asyncio.sleep(RETRY_BASE_SECONDS * 2**attempt)  # back-off, not a wait for work
@@ -369,6 +378,21 @@ class TableStore:
         client = self._tables[table]
         rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key})
         return [await self._unspill(table, dict(e)) async for e in rows]
+
+
+def _log_failure(key: tuple[str, str], error: BaseException, behind: int) -> None:
+    """Storage being down is expected and retried (one line); anything else is a bug here."""
+    if is_unavailable(error):
+        logger.warning(
+            "writing %s failed (%s); %d rows queued behind fail with it",
+            key,
+            describe(error),
+            behind,
+        )
+    else:
+        logger.error(
+            "writing %s failed; %d rows queued behind fail with it", key, behind, exc_info=error
+        )
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

@@ -18,7 +18,14 @@ scheduling policy:
   process, as the extension hands them to the language worker;
 * state is checkpointed to a store (Azure Tables, or memory) after every work item, in the
   order described in ``_commits.py`` and ``_records.py`` (the activities and timers a work item
-  schedules take effect once its rows are durable); ``start()`` recovers from it: in-flight
+  schedules take effect once its rows are durable);
+* storage faults are ridden out while the host runs, as the extension rides them out: a
+  checkpoint that cannot be written is tried again with back-off until it is (``_commits.py``),
+  a work item that fails before its checkpoint is abandoned - the instance goes back to its last
+  checkpoint, its messages back to its inbox - and run again after a back-off, and an activity
+  that could not be invoked is dispatched again; no instance is given up for a fault that may
+  pass (only an ``EngineLimitation``, which would recur, stops one);
+* ``start()`` recovers from the store: in-flight
   orchestrations resume, timers are re-armed, activities that were running or whose answer no
   checkpoint consumed yet are dispatched again (at-least-once, as in Azure), duplicated answers
   are ignored by the replay as in DTFx.
@@ -38,7 +45,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -57,6 +64,7 @@ from ._core import (
     client_event_text,
     client_input_text,
 )
+from ._faults import Backoff, HostStopping, rest
 from ._history import OrchestrationStatus
 from ._instance import ActivityRequest, Instance, OrchestratorMessage, Outbound, TimerRequest
 from ._records import (
@@ -162,6 +170,11 @@ class DurableHost(EngineCore):
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
         self._broken: set[str] = set()
+        self._resting: set[str] = set()
+        """Instances whose abandoned work item waits out its back-off."""
+        self._work_backoff: Backoff[str] = Backoff()
+        self._activity_backoff: Backoff[ActivityRequest] = Backoff()
+        self._stopping = asyncio.Event()
         self._episode_tasks: set[asyncio.Task[None]] = set()
         self._activity_tasks: set[asyncio.Task[None]] = set()
         self._other_tasks: set[asyncio.Task[None]] = set()
@@ -246,6 +259,7 @@ class DurableHost(EngineCore):
         if not self._running:
             return
         self._running = False
+        self._stopping.set()  # commits waiting to be tried again give up (HostStopping)
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -380,7 +394,7 @@ class DurableHost(EngineCore):
                     history_rows(instance_id, previous.execution_id, previous.history_chunks)
                 )
             writes.append(self._store.write(ops))
-        writes.append(self._deliver(message))
+        writes.append(self._deliver(message)[1])
         return writes
 
     def _forget(self, instance_id: str) -> None:
@@ -402,8 +416,9 @@ class DurableHost(EngineCore):
 
     def _deliver(
         self, outbound: OrchestratorMessage, also: Iterable[Op] = ()
-    ) -> asyncio.Future[None]:
-        """Send a control message: written to the store and queued for its instance now.
+    ) -> tuple[list[Op], asyncio.Future[None]]:
+        """Send a control message: written to the store and queued for its instance now; its
+        rows (to write again if the write fails) and the write.
 
         ``also``: writes to the receiving instance's partition that go with the message (in
         the same transaction when they fit). Sequence numbers are taken on the loop in
@@ -415,16 +430,21 @@ class DurableHost(EngineCore):
         message = StoredMessage(
             seq, outbound.instance_id, outbound.execution_id, outbound.event, row_key=row_key
         )
-        written = self._store.write([upsert(TABLE, message_entity(message, row_key)), *also])
+        ops = [upsert(TABLE, message_entity(message, row_key)), *also]
+        written = self._store.write(ops)
         self._enqueue(message)
-        return written
+        return ops, written
 
     def _enqueue(self, message: StoredMessage) -> None:
         self._inboxes.setdefault(message.instance_id, deque()).append(message)
         self._schedule(message.instance_id)
 
     def _schedule(self, instance_id: str) -> None:
-        if instance_id not in self._busy and instance_id not in self._scheduled:
+        if (
+            instance_id not in self._busy
+            and instance_id not in self._scheduled
+            and instance_id not in self._resting
+        ):
             self._scheduled.add(instance_id)
             self._ready.append(instance_id)
             self._pump()
@@ -484,6 +504,9 @@ class DurableHost(EngineCore):
         inbox.clear()
         if not inbox:
             del self._inboxes[instance_id]
+        previous = self._instances.get(instance_id)
+        saved = (None if previous is None else previous.copy(), self._watermarks.get(instance_id))
+        state: Instance | None = None
         try:
             if instance_id in self._broken:
                 return  # its messages stay stored, for a host that can run it
@@ -508,20 +531,68 @@ class DurableHost(EngineCore):
             else:
                 outbound = run()
             await self._checkpoint(state, before, chunks_before, outbound, batch)
-        except (EngineLimitation, Exception) as error:
-            # EngineLimitation: the app uses what this engine lacks; anything else is a bug
-            # here. Either way the in-memory instance is unusable: nothing more runs for it.
+            self._work_backoff.succeeded(instance_id)
+        except HostStopping:
+            pass  # the work item is stored (or its activities are), for the next start
+        except EngineLimitation as error:
+            # The app uses what this engine lacks: it would fail again, so nothing more runs
+            # for this instance.
             logger.error("%s cannot go on in this host: %r", instance_id, error, exc_info=error)
             self._broken.add(instance_id)
             broken = self._instances.get(instance_id)
             if broken is not None:
                 broken.warn(f"stopped by the host: {error!r}")
+        except Exception as error:
+            self._abandon(instance_id, batch, state, saved, error)
         finally:
             self._running_episodes -= 1
             self._busy.discard(instance_id)
             if self._inboxes.get(instance_id):
                 self._schedule(instance_id)
             self._pump()
+
+    def _abandon(
+        self,
+        instance_id: str,
+        batch: list[StoredMessage],
+        state: Instance | None,
+        saved: tuple[Instance | None, int | None],
+        error: Exception,
+    ) -> None:
+        """``AbandonTaskOrchestrationWorkItemAsync``: the instance as its last checkpoint left
+        it (``saved``: a copy, and the watermark), the batch back at the head of its inbox,
+        another try after a back-off."""
+        failures, delay = self._work_backoff.failed(instance_id)
+        logger.error(
+            "%s: work item abandoned (attempt %d: %r); trying again in %gs",
+            instance_id,
+            failures,
+            error,
+            delay,
+            exc_info=error if failures == 1 else None,
+        )
+        copy, watermark = saved
+        if state is not None and self._instances.get(instance_id) is state:
+            with self._lock:  # not purged or started anew meanwhile
+                if copy is None:
+                    del self._instances[instance_id]  # a sub-orchestration it was creating
+                else:
+                    self._instances[instance_id] = copy
+            if watermark is not None:
+                self._watermarks[instance_id] = watermark
+        inbox = self._inboxes.setdefault(instance_id, deque())
+        inbox.extendleft(
+            replace(message, event={**message.event, "IsPlayed": False})
+            for message in reversed(batch)
+        )
+        self._resting.add(instance_id)
+        assert self._loop is not None
+        self._loop.call_later(delay, self._wake, instance_id)
+
+    def _wake(self, instance_id: str) -> None:
+        self._resting.discard(instance_id)
+        if self._running and self._inboxes.get(instance_id):
+            self._schedule(instance_id)
 
     async def _checkpoint(
         self,
@@ -552,11 +623,13 @@ class DurableHost(EngineCore):
 
         committed = await commit_work_item(
             self._store,
+            instance_id=instance_id,
             rows=rows,
             sent=sent,
             marker=[upsert(TABLE, instance_entity(state, watermark)), *cleanup],
             current=lambda: self._current(state),
             rows_durable=rows_durable,
+            rest=partial(rest, self._stopping),
         )
         if committed:  # clients may see the instance row now
             self.publish(state, snapshot)
@@ -587,10 +660,12 @@ class DurableHost(EngineCore):
                 )
                 outcome = await self._invoker.invoke_activity(function, input_text, client)
             except Exception as error:  # the worker process is gone, or could not answer
-                logger.error("activity %r could not run: %r", request.name, error)
-                return  # its work item stays: it runs again after the next start
+                if self._running:
+                    self._retry_activity(request, error)
+                return  # its work item stays stored meanwhile
             if self._abandoned:
                 return  # the work item runs again after the next start
+            self._activity_backoff.succeeded(request)
             answer = self.activity_result(request, function.name, input_text, outcome, executed_at)
             # The answer is not written on its own: the checkpoint that consumes it writes it
             # into the history and deletes the work item in the same transaction. A crash
@@ -607,4 +682,23 @@ class DurableHost(EngineCore):
         finally:
             self._running_activities -= 1
             self._running_by_name[request.name] -= 1
+            self._pump()
+
+    def _retry_activity(self, request: ActivityRequest, error: Exception) -> None:
+        """``AbandonTaskActivityWorkItemAsync``: dispatched again after a back-off."""
+        failures, delay = self._activity_backoff.failed(request)
+        logger.error(
+            "activity %r of %s could not run (attempt %d: %r); trying again in %gs",
+            request.name,
+            request.instance_id,
+            failures,
+            error,
+            delay,
+        )
+        assert self._loop is not None
+        self._loop.call_later(delay, self._redispatch, request)
+
+    def _redispatch(self, request: ActivityRequest) -> None:
+        if self._running and not self._abandoned:
+            self._activity_queue.append(request)
             self._pump()
