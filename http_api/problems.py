@@ -1,7 +1,8 @@
 """The one place where errors become HTTP responses (RFC 9457 problem+json).
 
 Every route is wrapped by `api_errors`: library errors map to 4xx with a message a person can
-act on, and anything unexpected becomes a 500 without a stack trace (logged with its id).
+act on, storage that cannot be reached to a 503 with `Retry-After`, and anything unexpected
+becomes a 500 without a stack trace (logged with its id).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from evalruns.errors import (
     InvalidInput,
     NotFound,
     Unavailable,
+    storage_unavailable,
 )
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client is asked to wait after a 503 (storage or the Durable runtime unavailable).
+RETRY_AFTER_SECONDS = 5
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -46,6 +50,7 @@ def problem(
     *,
     title: str | None = None,
     errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> func.HttpResponse:
     body: dict[str, Any] = {
@@ -58,7 +63,11 @@ def problem(
     if errors is not None:
         body["errors"] = [{"loc": list(error.loc), "msg": error.msg} for error in errors]
     return func.HttpResponse(
-        json.dumps(body), status_code=int(status), mimetype=PROBLEM_JSON, charset="utf-8"
+        json.dumps(body),
+        status_code=int(status),
+        headers=headers,
+        mimetype=PROBLEM_JSON,
+        charset="utf-8",
     )
 
 
@@ -78,11 +87,17 @@ def validation_problem(error: ValidationError, location: str) -> InvalidInput:
 
 
 def to_response(error: Exception) -> func.HttpResponse:
-    """Library errors as 4xx; anything else, a pydantic error included, is ours: a 500.
+    """Library errors as 4xx; storage out of reach as a 503; anything else, a pydantic error
+    included, is ours: a 500.
 
     Request bodies are validated (and their errors converted) by `parse_body`, so a
     ValidationError reaching here is a server fault, such as a setting out of range.
     """
+    if not isinstance(error, EvalrunsError):
+        unavailable = storage_unavailable(error)
+        if unavailable is not None:
+            log.warning("%s (%s)", unavailable.message, type(error).__name__)
+            error = unavailable
     if isinstance(error, EvalrunsError):
         status = next(
             (code for kind, code in STATUS_BY_ERROR.items() if isinstance(error, kind)),
@@ -92,7 +107,11 @@ def to_response(error: Exception) -> func.HttpResponse:
         if isinstance(error, Conflict) and error.current_status:
             extra["currentStatus"] = error.current_status
         errors = error.errors if isinstance(error, InvalidInput) and error.errors else None
-        return problem(status, error.message, title=error.title, errors=errors, **extra)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        headers = retry if status == HTTPStatus.SERVICE_UNAVAILABLE else None
+        return problem(
+            status, error.message, title=error.title, errors=errors, headers=headers, **extra
+        )
     incident = uuid.uuid4().hex[:12]
     log.exception("unexpected error (incident %s)", incident)
     return problem(
