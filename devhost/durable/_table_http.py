@@ -159,7 +159,9 @@ class TableWriter:
             ) as response:
                 return response.status, (await response.read()).decode("utf-8", errors="replace")
         except (aiohttp.ClientError, TimeoutError) as error:  # the store retries these
-            raise ServiceRequestError(f"{method} {path}: {error!r}") from error
+            raise ServiceRequestError(
+                f"{method} {path}: {type(error).__name__}: {error}"
+            ) from error
 
     def _now(self) -> str:
         """``x-ms-date`` (RFC 1123), computed once a second."""
