@@ -54,7 +54,7 @@ settings (environment or local.settings.json Values; existing environment variab
   DEVHOST_SYSTEM_KEY        the Durable webhooks' key in client URLs (default: random per start)
 
 admin routes: GET /admin/devhost/config, /admin/devhost/instances[/{id}], /admin/devhost/activities,
-              /admin/host/status
+              /admin/host/status; POST /admin/functions/{name} {"input": ""} runs a timer now
 """
 
 

@@ -24,7 +24,7 @@ _HEADER = struct.Struct("!I")
 INDEX = "index"
 """Import and index the app (``FunctionsMetadataRequest``): the host's view of the functions."""
 HTTP = "http"
-"""Invoke an HTTP-triggered function (``InvocationRequest``)."""
+"""Invoke an HTTP- or timer-triggered function with its binding data (``InvocationRequest``)."""
 ORCHESTRATOR = "orchestrator"
 """Invoke an orchestrator function with the extension's context JSON."""
 ACTIVITY = "activity"

@@ -12,6 +12,9 @@ What the Functions host does with a request (``WebScriptHostHttpRoutesManager``,
 * the function gets the request and answers as ``http_messages`` describes; one that raises (or
   returns nothing for ``$return``) is a 500 with an empty body.
 
+Timer functions run on their schedules (``timers``); ``POST /admin/functions/{name}`` with
+``{"input": "..."}`` and the master key runs one now (``FunctionsController.Invoke``: 202).
+
 Functions run in the Python worker process (``language_worker``); the Durable engine runs here,
 on this process's event loop, as the extension runs in the Functions host.
 
@@ -25,13 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -44,6 +49,8 @@ from .http_messages import http_response, request_datum, request_headers, reques
 from .language_worker import InvocationError, LanguageWorker
 from .loader import AppInfo, FunctionInfo
 from .routing import find_route
+from .timers import Timers
+from .worker import InvocationResult
 
 __all__ = ["DevHost", "EngineStartError", "run_until_signalled"]
 
@@ -56,11 +63,16 @@ WORKER_EXIT_WAIT = 5.0
 KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
 ADMIN_PREFIX = "/admin/devhost"
+ADMIN_FUNCTIONS = "/admin/functions/"
+JSON_MEDIA_TYPES = ("application/json", "text/json")
 INVOCATION_REASON = "This function was programmatically called via the host APIs."
 HOMEPAGE = (
     "<!DOCTYPE html><html><head><title>Your Functions app is up and running</title></head>"
     "<body><h1>Your Functions app is up and running</h1><p>Served by devhost.</p></body></html>"
 )
+
+
+T = TypeVar("T")
 
 
 class EngineStartError(RuntimeError):
@@ -144,6 +156,13 @@ class DevHost:
         self._runners: list[web.AppRunner] = []
         self._started = time.monotonic()
         self._functions = {entry.name: entry for entry in index.functions}
+        self.timers = Timers.create(
+            index.functions,
+            os.environ,
+            app_dir=config.app_dir,
+            execute=self._run_timer,
+            log=self._log,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -166,6 +185,7 @@ class DevHost:
             rpc = web.Application(client_max_size=MAX_REQUEST_BODY_SIZE)
             rpc.router.add_route("*", "/{tail:.*}", self._handle_rpc)
             await self._serve(rpc, self._rpc_socket)
+        await self.timers.start()
 
     async def _serve(self, app: web.Application, sock: socket.socket) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -174,6 +194,7 @@ class DevHost:
         await web.SockSite(runner, sock, shutdown_timeout=5).start()
 
     async def stop(self) -> None:
+        await self.timers.stop()  # a running timer may still call the Durable client
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -236,6 +257,8 @@ class DevHost:
             return await self._admin(request, path[len(ADMIN_PREFIX) :].strip("/"))
         if folded == "/admin/host/status" and request.method == "GET":
             return self._host_status(request)
+        if folded.startswith(ADMIN_FUNCTIONS) and request.method == "POST":
+            return await self._invoke_on_demand(request, path[len(ADMIN_FUNCTIONS) :])
         found = find_route(self.index.routes, request.method, path)
         if found is None:
             if path == "/":  # ``HomepageMiddleware``, when no function handled the request
@@ -263,17 +286,48 @@ class DevHost:
         body = await request.read() if (request.content_length or 0) > 0 else b""
         http = request_datum(request, body, values)
         assert entry.http is not None
-        data: dict[str, Datum] = {entry.http.param: http}
+        output = entry.http_output
+
+        def respond(result: InvocationResult) -> web.StreamResponse:
+            datum = result.return_value if output == "$return" else result.outputs.get(output or "")
+            return http_response(datum, request.method)
+
+        response = await self._execute(
+            entry, {entry.http.param: http}, INVOCATION_REASON, finish=respond
+        )
+        return response if response is not None else web.Response(status=500)
+
+    async def _run_timer(
+        self, entry: FunctionInfo, timer_json: str, reason: str, details: dict[str, str]
+    ) -> bool:
+        """Invoke a timer function with its ``TimerInfo`` (``timers.Execute``)."""
+        assert entry.timer is not None
+        data = {entry.timer.param: Datum(timer_json, "json")}
+        done = await self._execute(entry, data, reason, details=details, finish=lambda _: True)
+        return done is not None
+
+    async def _execute(
+        self,
+        entry: FunctionInfo,
+        data: dict[str, Datum],
+        reason: str,
+        *,
+        details: dict[str, str] | None = None,
+        finish: Callable[[InvocationResult], T],
+    ) -> T | None:
+        """One invocation, logged as the host's function executor logs it; ``finish`` turns the
+        worker's result into the caller's answer (a failure there fails the invocation).
+        ``None`` when it failed (logged with the worker's exception)."""
+        data = dict(data)
         for name in entry.durable_clients:
             data[name] = Datum(self._client_binding(), "string")
         started = time.monotonic()
         invocation = f"Functions.{entry.name}"
-        self._log(f"Executing '{invocation}' (Reason='{INVOCATION_REASON}')")
+        self._log(f"Executing '{invocation}' (Reason='{reason}')")
+        if details:
+            self._log("Trigger Details: " + ", ".join(f"{k}: {v}" for k, v in details.items()))
         try:
-            result = await self.worker.invoke(entry, data)
-            output = entry.http_output
-            datum = result.return_value if output == "$return" else result.outputs.get(output or "")
-            response = http_response(datum, request.method)
+            answer = finish(await self.worker.invoke(entry, data))
         except Exception as error:
             elapsed = (time.monotonic() - started) * 1000
             self._log(f"Executed '{invocation}' (Failed, Duration={elapsed:.0f}ms)")
@@ -286,10 +340,45 @@ class DevHost:
                 f"Result: Failure\nException: {kind}: {message}\nStack: {stack}",
                 stream=sys.stderr,
             )
-            return web.Response(status=500)
+            return None
         elapsed = (time.monotonic() - started) * 1000
         self._log(f"Executed '{invocation}' (Succeeded, Duration={elapsed:.0f}ms)")
-        return response
+        return answer
+
+    async def _invoke_on_demand(self, request: web.Request, name: str) -> web.StreamResponse:
+        """``POST /admin/functions/{name}`` (``FunctionsController.Invoke``): the master key,
+        a JSON body ``{"input": ...}``, then 202 while the function runs in the background.
+        devhost runs timer functions this way (the input is ignored, as the timer binding
+        ignores it)."""
+        if not self._authorized(request, "admin"):
+            return web.Response(status=401)
+        media_type = request.content_type.casefold()
+        if not (media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")):
+            return web.Response(status=415)
+        try:
+            invocation = json.loads(await request.read())
+        except ValueError:
+            invocation = None
+        if not isinstance(invocation, dict) or any(
+            isinstance(value, dict | list)
+            for key, value in invocation.items()
+            if key.casefold() == "input"
+        ):
+            return web.Response(status=400)
+        entry = next(
+            (f for f in self.index.functions if f.name.casefold() == name.casefold()), None
+        )
+        if entry is None:
+            return web.Response(status=404)
+        listener = self.timers.find(entry.name)
+        if listener is None:
+            return web.Response(
+                status=501,
+                text=f"devhost runs only timer functions through {ADMIN_FUNCTIONS}{{name}}; "
+                f"'{entry.name}' is a {entry.trigger_type} function.",
+            )
+        self.timers.invoke_now(listener, INVOCATION_REASON)
+        return web.Response(status=202)
 
     def _client_binding(self) -> str:
         if self.rpc is None:

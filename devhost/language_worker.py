@@ -2,10 +2,10 @@
 
 The host starts the worker (``devhost.worker_main``) in the app directory with the host's
 environment (local settings applied), over a socket pair; asks it to index the app; then sends
-it invocations - HTTP requests from ``http_host``, orchestrator episodes and activities from
-the Durable engine (:class:`RemoteInvoker`) - and awaits the answers, many at once. The engine,
-its storage and the HTTP server stay in the host process, as the extension and Kestrel stay in
-the Functions host: the two compete for no interpreter lock.
+it invocations - HTTP requests and timer runs from ``http_host``, orchestrator episodes and
+activities from the Durable engine (:class:`RemoteInvoker`) - and awaits the answers, many at
+once. The engine, its storage and the HTTP server stay in the host process, as the extension and
+Kestrel stay in the Functions host: the two compete for no interpreter lock.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class LanguageWorker:
         return asyncio.run_coroutine_threadsafe(self.call(kind, payload), self._loop).result()
 
     async def invoke(self, function: FunctionInfo, data: dict[str, Datum]) -> InvocationResult:
-        """Invoke an HTTP function with its binding data (``InvocationRequest``)."""
+        """Invoke an HTTP or timer function with its binding data (``InvocationRequest``)."""
         result: InvocationResult = await self.call(HTTP, (function.name, data))
         return result
 

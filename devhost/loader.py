@@ -44,8 +44,9 @@ HTTP_TRIGGER = "httpTrigger"
 HTTP_OUTPUT = "http"
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
+TIMER_TRIGGER = "timerTrigger"
 DURABLE_CLIENT = "durableClient"
-SUPPORTED_TRIGGERS = (HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER)
+SUPPORTED_TRIGGERS = (HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, TIMER_TRIGGER)
 AUTH_LEVELS = ("anonymous", "function", "admin")
 _FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$", re.I)
 _BINDING_NAME = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{0,127}|\$return)$")
@@ -150,6 +151,17 @@ class HttpTriggerInfo:
 
 
 @dataclass(frozen=True)
+class TimerTriggerInfo:
+    """A ``timerTrigger`` binding: the schedule as written (``%Setting%`` not yet resolved)."""
+
+    param: str
+    schedule: str
+    run_on_startup: bool
+    use_monitor: bool
+    """As configured (default on); the host turns it off for schedules under a minute."""
+
+
+@dataclass(frozen=True)
 class BindingInfo:
     """``BindingInfo`` of the worker's metadata: what the host validates."""
 
@@ -171,6 +183,7 @@ class FunctionInfo:
     """The binding carrying the HTTP response: ``$return`` or an ``Out`` parameter."""
     durable_name: str | None = None
     durable_clients: dict[str, str | None] = field(default_factory=dict)
+    timer: TimerTriggerInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +206,7 @@ class IndexedFunction:
     durable_name: str | None = None
     durable_clients: dict[str, str | None] = field(default_factory=dict)
     """Durable client parameters and the task hub each binding names (``None``: default)."""
+    timer: TimerTriggerInfo | None = None
 
     @property
     def http_output(self) -> str | None:
@@ -221,6 +235,7 @@ class IndexedFunction:
             http_output=self.http_output,
             durable_name=self.durable_name,
             durable_clients=dict(self.durable_clients),
+            timer=self.timer,
         )
 
 
@@ -434,6 +449,14 @@ def _index_function(function: Function) -> IndexedFunction:
             ),
             auth_level=str(getattr(level, "value", level) or "function").casefold(),
         )
+    timer = None
+    if trigger.type == TIMER_TRIGGER:
+        timer = TimerTriggerInfo(
+            param=trigger.name,
+            schedule=str(getattr(trigger, "schedule", None) or ""),
+            run_on_startup=_flag(getattr(trigger, "run_on_startup", None), default=False),
+            use_monitor=_flag(getattr(trigger, "use_monitor", None), default=True),
+        )
     durable_name = None
     if trigger.type == ORCHESTRATION_TRIGGER:
         durable_name = getattr(trigger, "orchestration", None) or name
@@ -460,7 +483,17 @@ def _index_function(function: Function) -> IndexedFunction:
         http=http,
         durable_name=durable_name,
         durable_clients=clients,
+        timer=timer,
     )
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    """A binding's boolean property: unset means the host's default."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().casefold() == "true"
+    return bool(value)
 
 
 def _check_parameters(

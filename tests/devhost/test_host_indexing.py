@@ -11,7 +11,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from devhost.loader import AppIndexError, import_app, index_app
+from devhost.loader import AppIndexError, TimerTriggerInfo, import_app, index_app
 from tests.devhost.conftest import ROOT, child_env, copy_app, run_devhost_to_exit
 
 SCRIPT = Path(__file__)
@@ -185,8 +185,8 @@ def test_host_validation_of_names_and_routes() -> None:
 def test_triggers_and_bindings_devhost_cannot_serve_are_refused() -> None:
     app = func.FunctionApp()
 
-    @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer")
-    def tick(timer: func.TimerRequest) -> None:
+    @app.queue_trigger(arg_name="msg", queue_name="q", connection="AzureWebJobsStorage")
+    def dequeue(msg: func.QueueMessage) -> None:
         return None
 
     @app.route(route="queue")
@@ -196,8 +196,29 @@ def test_triggers_and_bindings_devhost_cannot_serve_are_refused() -> None:
 
     message = refused(app)
 
-    assert "tick: devhost does not support 'timerTrigger' triggers" in message
+    assert "dequeue: devhost does not support 'queueTrigger' triggers" in message
     assert "enqueue: devhost does not support 'queue' bindings (msg)." in message
+
+
+def test_timer_functions_are_indexed_with_their_schedule_and_durable_client() -> None:
+    app = df.DFApp()
+
+    @app.timer_trigger(schedule="%CLEANUP_SCHEDULE%", arg_name="timer", run_on_startup=True)
+    @app.durable_client_input(client_name="client")
+    async def cleanup(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+        return None
+
+    @app.schedule(schedule="0 */5 * * * *", arg_name="timer", use_monitor=False)
+    def tick(timer: func.TimerRequest) -> None:
+        return None
+
+    indexed = index_app(app, SCRIPT, route_prefix="api")
+
+    cleanup_info, tick_info = (entry.info() for entry in indexed.functions)
+    assert cleanup_info.timer == TimerTriggerInfo("timer", "%CLEANUP_SCHEDULE%", True, True)
+    assert cleanup_info.durable_clients == {"client": None}
+    assert tick_info.timer == TimerTriggerInfo("timer", "0 */5 * * * *", False, False)
+    assert indexed.routes == []
 
 
 def test_the_script_must_define_exactly_one_app(tmp_path: Path) -> None:
