@@ -174,6 +174,8 @@ class DurableHost(EngineCore):
         """Instances whose abandoned work item waits out its back-off."""
         self._work_backoff: Backoff[str] = Backoff()
         self._activity_backoff: Backoff[ActivityRequest] = Backoff()
+        self._retries: set[asyncio.TimerHandle] = set()
+        """Pending tries again (cancelled by ``stop()``: the next start recovers the work)."""
         self._stopping = asyncio.Event()
         self._episode_tasks: set[asyncio.Task[None]] = set()
         self._activity_tasks: set[asyncio.Task[None]] = set()
@@ -260,9 +262,10 @@ class DurableHost(EngineCore):
             return
         self._running = False
         self._stopping.set()  # commits waiting to be tried again give up (HostStopping)
-        for handle in self._timers.values():
+        for handle in [*self._timers.values(), *self._retries]:
             handle.cancel()
         self._timers.clear()
+        self._retries.clear()
         busy = self._episode_tasks | self._activity_tasks
         if busy:
             await asyncio.wait(busy, timeout=DEFAULT_STOP_TIMEOUT if grace is None else grace)
@@ -586,13 +589,23 @@ class DurableHost(EngineCore):
             for message in reversed(batch)
         )
         self._resting.add(instance_id)
-        assert self._loop is not None
-        self._loop.call_later(delay, self._wake, instance_id)
+        self._later(delay, self._wake, instance_id)
 
     def _wake(self, instance_id: str) -> None:
         self._resting.discard(instance_id)
-        if self._running and self._inboxes.get(instance_id):
+        if self._inboxes.get(instance_id):
             self._schedule(instance_id)
+
+    def _later(self, delay: float, callback: Callable[[Any], None], argument: Any) -> None:
+        """Call ``callback(argument)`` in ``delay`` seconds, unless the host stops first."""
+        assert self._loop is not None
+
+        def call() -> None:
+            self._retries.discard(handle)
+            callback(argument)
+
+        handle = self._loop.call_later(delay, call)
+        self._retries.add(handle)
 
     async def _checkpoint(
         self,
@@ -695,10 +708,8 @@ class DurableHost(EngineCore):
             error,
             delay,
         )
-        assert self._loop is not None
-        self._loop.call_later(delay, self._redispatch, request)
+        self._later(delay, self._redispatch, request)
 
     def _redispatch(self, request: ActivityRequest) -> None:
-        if self._running and not self._abandoned:
-            self._activity_queue.append(request)
-            self._pump()
+        self._activity_queue.append(request)
+        self._pump()
