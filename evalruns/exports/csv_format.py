@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Protocol
 
+from pydantic import Field
+
+from evalruns.domain.base import ApiModel
 from evalruns.domain.decisions import PENDING
-from evalruns.domain.transcripts import Transcript
+from evalruns.domain.transcripts import TranscriptError, TranscriptStatus, Turn
 
 BOM = "\ufeff"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -27,9 +32,9 @@ TRAILING_COLUMNS = (
     "Duration ms",
     "Created At",
 )
-# Rows are encoded and handed on in chunks of about this many characters. The text buffer
-# holds up to 4 bytes per character and is copied to encode it, so a chunk costs several
-# times its size in memory; 256 Ki keeps a 10 GB export within the 50,000 blocks of a blob.
+# Rows are encoded and handed on in chunks of about this many characters. The rows are
+# joined and encoded to hand a chunk on, so a chunk costs a few times its size in memory;
+# 256 Ki keeps a 10 GB export within the 50,000 blocks of a blob.
 CHUNK_BYTES = 256 * 1024
 
 _PROVIDER_PREFIX = re.compile(r"^[a-z0-9-]+:")
@@ -51,7 +56,57 @@ def header(dimension_names: Sequence[str]) -> list[str]:
     return [neutralise(column) for column in columns]
 
 
-def row(transcript: Transcript, dimension_columns: Sequence[str]) -> list[str]:
+class CsvRecord(Protocol):
+    """What a row is made of: a whole `Transcript` or an `ExportedTranscript`."""
+
+    id: str
+    scenario_number: int
+    model_id: str
+    model_version: str
+    sample: int
+    status: TranscriptStatus
+    decision_code: str
+    decision_text: str | None
+    dimensions: dict[str, int]
+    error: TranscriptError | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_ms: int
+    created_at: datetime
+
+    @property
+    def response_text(self) -> str: ...
+
+
+class ExportedTranscript(ApiModel):
+    """The fields of a stored transcript document that the CSV shows, typed as in
+    `Transcript` (so a row is the same either way): validating only these, straight from the
+    document's JSON, costs a fraction of loading the whole transcript."""
+
+    id: str
+    scenario_number: int
+    model_id: str
+    model_version: str
+    sample: int
+    status: TranscriptStatus
+    decision_code: str
+    decision_text: str | None = None
+    dimensions: dict[str, int]
+    turns: list[Turn] = Field(default_factory=list)
+    error: TranscriptError | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: int = 0
+    created_at: datetime
+
+    @property
+    def response_text(self) -> str:
+        return "\n\n---\n\n".join(turn.content for turn in self.turns if turn.role == "assistant")
+
+
+def row(transcript: CsvRecord, dimension_columns: Sequence[str]) -> list[str]:
     """One transcript's cells; `dimension_columns` are the dimension names already in column
     (sorted) order, so an export sorts them once rather than once per row."""
     code = transcript.decision_code or PENDING
@@ -84,27 +139,61 @@ class CsvStats:
     bytes: int = 0
 
 
+class CsvEncoder:
+    """Rows to UTF-8 with a BOM, RFC 4180 quoting and CRLF line ends, handed on in chunks of
+    about `chunk_chars` characters that end on row boundaries."""
+
+    def __init__(
+        self,
+        dimension_names: Sequence[str],
+        chunk_chars: int,
+        stats: CsvStats | None = None,
+        *,
+        header_row: bool = True,
+    ) -> None:
+        self.stats = stats if stats is not None else CsvStats()
+        self._chunk_chars = chunk_chars
+        self._parts: list[str] = []
+        self._chars = 0
+        # csv.writer writes each row as one string: collect them and join once per chunk.
+        self._writer = csv.writer(
+            SimpleNamespace(write=self._collect), quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n"
+        )
+        self._dimension_columns = sorted(dimension_names)
+        if header_row:
+            self._collect(BOM)
+            self._writer.writerow(header(self._dimension_columns))
+
+    def _collect(self, text: str) -> None:
+        self._parts.append(text)
+        self._chars += len(text)
+
+    def add(self, record: CsvRecord) -> bytes | None:
+        """Add one row; a chunk when the rows collected reach the chunk size."""
+        self._writer.writerow(row(record, self._dimension_columns))
+        self.stats.rows += 1
+        return self.flush() if self._chars >= self._chunk_chars else None
+
+    def flush(self) -> bytes | None:
+        """What is collected as a chunk, or None when nothing is."""
+        if not self._parts:
+            return None
+        chunk = "".join(self._parts).encode("utf-8")
+        self._parts.clear()
+        self._chars = 0
+        self.stats.bytes += len(chunk)
+        return chunk
+
+
 def encode_csv(
-    transcripts: Iterable[Transcript], dimension_names: Sequence[str], stats: CsvStats
+    transcripts: Iterable[CsvRecord], dimension_names: Sequence[str], stats: CsvStats
 ) -> Iterator[bytes]:
-    """UTF-8 with a BOM, RFC 4180 quoting and CRLF line ends, in chunks of ~CHUNK_BYTES."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-    dimension_columns = sorted(dimension_names)
-    buffer.write(BOM)
-    writer.writerow(header(dimension_columns))
+    """The whole CSV, header first, in chunks of ~CHUNK_BYTES."""
+    encoder = CsvEncoder(dimension_names, CHUNK_BYTES, stats)
     for transcript in transcripts:
-        writer.writerow(row(transcript, dimension_columns))
-        stats.rows += 1
-        if buffer.tell() >= CHUNK_BYTES:
-            yield _drain(buffer, stats)
-    if buffer.tell():
-        yield _drain(buffer, stats)
-
-
-def _drain(buffer: io.StringIO, stats: CsvStats) -> bytes:
-    chunk = buffer.getvalue().encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
-    stats.bytes += len(chunk)
-    return chunk
+        chunk = encoder.add(transcript)
+        if chunk is not None:
+            yield chunk
+    last = encoder.flush()
+    if last is not None:
+        yield last

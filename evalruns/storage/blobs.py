@@ -24,5 +24,10 @@ class DocumentBlobs:
         )
 
     def get(self, name: str) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self._container.download_blob(name).readall())
+        loaded: dict[str, Any] = json.loads(self.read(name))
         return loaded
+
+    def read(self, name: str) -> bytes:
+        """The document's JSON as stored."""
+        data: bytes = self._container.download_blob(name).readall()
+        return data

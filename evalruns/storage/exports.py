@@ -1,14 +1,30 @@
-"""Export files in a private container, written as staged blocks and read through SAS links."""
+"""Export files in a private container, written as staged blocks and read through SAS links.
+
+An export stages its blocks as it goes and commits them at the end, so readers see a whole
+file or the one before it. Block ids name the writer and the block's position: a retried
+write stages the same ids again, and two writers of one blob never commit each other's
+blocks (the last commit wins, whole).
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
 from evalruns.storage.sas import CSV_CONTENT_TYPE
+
+WRITER_ID_LENGTH = 8
+
+
+def block_id(writer: str, index: int) -> str:
+    """Block `index` of `writer` (WRITER_ID_LENGTH characters): every id of a blob must have
+    the same length."""
+    if len(writer) != WRITER_ID_LENGTH:
+        raise ValueError(f"a writer id has {WRITER_ID_LENGTH} characters")
+    return base64.b64encode(f"{writer}{index:08d}".encode()).decode()
 
 
 class ExportBlobs:
@@ -19,34 +35,25 @@ class ExportBlobs:
     def name(self) -> str:
         return str(self._container.container_name)
 
-    def write(
+    def stage(self, blob_name: str, block: str, data: bytes) -> None:
+        self._container.get_blob_client(blob_name).stage_block(block, data, length=len(data))
+
+    def commit(
         self,
         blob_name: str,
-        chunks: Iterable[bytes],
+        blocks: Sequence[str],
         filename: str,
-        metadata: Callable[[int], dict[str, str]],
-    ) -> int:
-        """Upload chunk by chunk (one block each) and commit: readers see all or nothing.
-
-        `metadata` is asked for once every chunk is staged, given the size written.
-        """
-        blob = self._container.get_blob_client(blob_name)
-        blocks: list[BlobBlock] = []
-        size = 0
-        for index, chunk in enumerate(chunks):
-            block_id = base64.b64encode(f"{index:08d}".encode()).decode()
-            blob.stage_block(block_id, chunk, length=len(chunk))
-            blocks.append(BlobBlock(block_id=block_id))
-            size += len(chunk)
-        blob.commit_block_list(
-            blocks,
+        metadata: dict[str, str],
+    ) -> None:
+        """Publish the staged `blocks` in order as the blob, served as `filename`."""
+        self._container.get_blob_client(blob_name).commit_block_list(
+            [BlobBlock(block_id=block) for block in blocks],
             content_settings=ContentSettings(
                 content_type=CSV_CONTENT_TYPE,
                 content_disposition=f'attachment; filename="{filename}"',
             ),
-            metadata=metadata(size),
+            metadata=metadata,
         )
-        return size
 
     def metadata(self, blob_name: str) -> dict[str, str] | None:
         """The metadata of an existing export, or None when there is none."""

@@ -12,7 +12,8 @@ under 2 ms. When a transcript was last read is the entity's
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from evalruns.storage.documents import (
     ACCESSED_COLUMN,
     ACCESSED_FIELD,
     DOC_BLOB,
+    DOC_PREFIX,
     accessed_at,
     accessed_columns,
     build_entity,
@@ -41,14 +43,31 @@ from evalruns.storage.documents import (
     with_accessed,
 )
 from evalruns.storage.incidents import Incidents
-from evalruns.storage.limits import is_etag_mismatch, is_valid_key
+from evalruns.storage.limits import (
+    MAX_ENTITY_BYTES,
+    MAX_PROPERTY_BYTES,
+    is_etag_mismatch,
+    is_valid_key,
+)
 from evalruns.storage.paging import Page, after_row, keyset_page
-from evalruns.storage.rest import LeanTable
+from evalruns.storage.rest import MAX_PAGE_ENTITIES, Continuation, LeanTable, odata_string
 
 # Entities per query page when iterating a run. A page is held in several copies while it is
 # read (response body, parsed JSON, documents), and an entity may be up to 1 MiB, so keep it
 # small: 200 made the export's peak memory larger than the whole CSV of a 1,000-row run.
 EXPORT_PAGE_SIZE = 25
+# A scan of a run's documents (the export) asks for pages of about this many bytes, sized from
+# the entities of the page before: a thousand small transcripts (the service's most) or a few
+# large ones, so what a page holds stays bounded whatever the transcripts' size. The first page
+# is small, so the first rows come quickly and tell the size of the rest.
+SCAN_PAGE_BYTES = 4 * 1024 * 1024
+SCAN_FIRST_PAGE = 100
+# Only the document's columns (an entity holds at most this many `Doc<n>` properties) and the
+# key, to name a transcript that cannot be read.
+_DOC_COLUMNS = tuple(
+    f"{DOC_PREFIX}{index}" for index in range(MAX_ENTITY_BYTES // MAX_PROPERTY_BYTES)
+)
+_SCAN_COLUMNS = ("RowKey", *_DOC_COLUMNS, DOC_BLOB)
 # Replacing a transcript rereads its access time when a touch lands in between; touches come
 # at most once a minute, so even a second attempt is rare.
 REPLACE_ATTEMPTS = 5
@@ -61,6 +80,17 @@ TALLY_COLUMNS = {
 }
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    """Stored transcript documents (id and JSON) in key order, and where the next page
+    starts."""
+
+    documents: list[tuple[str, str | bytes]]
+    next: Continuation | None
+    # Entities to ask for in the next page, sized from this one.
+    next_top: int
 
 
 def partition_of(run_id: str, transcript_id: str) -> str:
@@ -252,6 +282,37 @@ class TranscriptRepository:
         )
         for entity in entities:
             yield self._load(entity)
+
+    def documents(
+        self, run_id: str, after: Continuation | None = None, top: int = SCAN_FIRST_PAGE
+    ) -> Generator[DocumentPage, None, None]:
+        """The run's transcript documents as stored (JSON text), a page at a time in key
+        order, from `after` (a page's `next`) or the start: the export's read, which selects
+        only the document's columns and sizes its pages by bytes (`SCAN_PAGE_BYTES`), from
+        `top` entities for the first."""
+        first, end = _run_range(run_id)
+        query = f"PartitionKey ge {odata_string(first)} and PartitionKey lt {odata_string(end)}"
+        while True:
+            page = self._table.query_page(query, select=_SCAN_COLUMNS, top=top, after=after)
+            if page.entities:
+                per_entity = max(1, page.size // len(page.entities))
+                top = max(1, min(MAX_PAGE_ENTITIES, SCAN_PAGE_BYTES // per_entity))
+            documents = [(e["RowKey"], self._document_json(e)) for e in page.entities]
+            yield DocumentPage(documents, page.next, top)
+            if page.next is None:
+                return
+            after = page.next
+
+    def _document_json(self, entity: dict[str, Any]) -> str | bytes:
+        if entity.get(DOC_BLOB):
+            return self._spill.read(entity[DOC_BLOB])
+        parts: list[str] = []
+        for column in _DOC_COLUMNS:
+            part = entity.get(column)
+            if part is None:  # the service may list a selected column it does not hold
+                break
+            parts.append(part)
+        return "".join(parts)
 
     def _load(self, entity: dict[str, Any]) -> Transcript:
         if DOC_BLOB in entity:

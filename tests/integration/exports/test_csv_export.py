@@ -25,8 +25,12 @@ from evalruns.domain.transcripts import (
     job_key,
 )
 from evalruns.errors import NotFound
-from evalruns.exports.service import ExportLink, export_run
+from evalruns.exports import segments
+from evalruns.exports.csv_format import CsvStats, encode_csv
+from evalruns.exports.segments import run_segment
+from evalruns.exports.service import ExportLink, export_run, link_to, new_job, target_for
 from evalruns.services import Services
+from evalruns.storage import transcripts as transcript_storage
 from evalruns.storage.runs import StoredRun
 from evalruns.storage.sas import read_link
 
@@ -419,3 +423,63 @@ def test_run_finishing_after_live_export_gets_a_fresh_final_export(services: Ser
     assert final.url.split("?")[0] != live.url.split("?")[0]
     assert (live.rows, final.rows) == (3, 6)
     assert len(parse_csv(download(final).content)) == 7
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+def test_export_is_byte_for_byte_what_loading_every_transcript_gives(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export reads documents by bytes-sized pages and $select, validates only what the
+    CSV shows, goes on across segments and blocks: none of it may change a byte of the file.
+    Transcripts split over several properties and one spilled to Blob are among them."""
+    monkeypatch.setattr(transcript_storage, "SCAN_PAGE_BYTES", 32 * 1024)
+    monkeypatch.setattr(segments, "BLOCK_CHARS", 16 * 1024)
+    run = services.runs.create(make_run())
+    transcripts = make_transcripts(run)[:400]
+    long_answer = "Rating: 2. " + '"Long", é 日本 😀\n' * 6_000  # over one 64 KiB property
+    huge_answer = "Rating: 5. " + "x" * 1_200_000  # over one entity: spilled to Blob
+    transcripts[10] = transcripts[10].model_copy(
+        update={"turns": [*transcripts[10].turns[:2], Turn(role="assistant", content=long_answer)]}
+    )
+    transcripts[20] = transcripts[20].model_copy(
+        update={"turns": [*transcripts[20].turns[:2], Turn(role="assistant", content=huge_answer)]}
+    )
+    store(services, transcripts)
+    dimension_names = [dimension.name for dimension in run.definition.dimensions]
+    before = b"".join(encode_csv(services.transcripts.iterate(run.id), dimension_names, CsvStats()))
+    now = datetime.now(UTC)
+    target = target_for(run, now)
+
+    job = new_job(run, target)
+    steps = 0
+    while not job.done:  # a segment per page
+        job = run_segment(services, job, 0)
+        steps += 1
+    link = link_to(services, target, job.rows, job.bytes, now)
+    content = download(link).content
+
+    assert steps > 5 and job.blocks > steps
+    assert content == before
+    assert (job.rows, job.bytes) == (400, len(before))
+    csv.field_size_limit(2 * 1024 * 1024)  # the spilled answer is one cell of 1.2 MB
+    rows = parse_csv(content)
+    assert rows[1:] == [expected_row(t) for t in transcripts]
+    assert services.exports.metadata(target.blob_name) == {"rows": "400", "bytes": str(len(before))}
+
+
+def test_a_retried_segment_rewrites_its_own_blocks(services: Services) -> None:
+    """Durable may run a segment twice (a host lost mid-activity): staging the same blocks
+    again gives the same file."""
+    run, _ = small_run(services, RunStatus.COMPLETED, count=50)
+    target = target_for(run, datetime.now(UTC))
+    started = new_job(run, target)
+
+    once = run_segment(services, started, None)
+    twice = run_segment(services, started, None)
+
+    assert once == twice and once.done
+    link = link_to(services, target, once.rows, once.bytes, datetime.now(UTC))
+    content = download(link).content
+    assert len(parse_csv(content)) == 51 and len(content) == once.bytes

@@ -8,12 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from evalruns.domain.definitions import Definition
 from evalruns.domain.runs import Progress, RunConfig, RunModel, RunStatus
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn, job_key
+from evalruns.exports import segments
 from evalruns.exports.service import export_run
 from evalruns.services import Services
+from evalruns.storage import transcripts as transcript_storage
 from evalruns.storage.runs import StoredRun
 
 # ---------------------------------------------------------------- factories
@@ -95,6 +98,15 @@ def make_transcript(run_id: str, model: str, scenario: int, sample: int) -> Tran
     )
 
 
+@pytest.fixture
+def small_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages and blocks of 512 KiB (4 MiB each in production), so a run of 10 MB is many
+    times what the export holds at once."""
+    monkeypatch.setattr(transcript_storage, "SCAN_PAGE_BYTES", 512 * 1024)
+    monkeypatch.setattr(segments, "BLOCK_CHARS", 512 * 1024)
+
+
+@pytest.mark.usefixtures("small_buffers")
 def test_export_peak_memory_is_far_below_the_csv_size(services: Services) -> None:
     run = services.runs.create(make_run())
     transcripts = (
@@ -118,12 +130,12 @@ def test_export_peak_memory_is_far_below_the_csv_size(services: Services) -> Non
     assert link.rows == 1000
     # ~10 MB of CSV: 1,000 rows of 10,000 characters of response plus the other columns.
     assert link.bytes > 1000 * RESPONSE_CHARS
-    # What the export holds at once is one page of entities from the Table query, each in a
-    # handful of copies (response body, decoded JSON, document, model, CSV row), plus one
-    # CSV chunk in its text buffer and encoded: about 3 MiB here, whatever the run's size.
-    # Holding the run would take several times the CSV (~50 MB with those copies). Half the
-    # CSV leaves room for interpreter and library differences while still failing if the
-    # export buffers the run, or reads it in pages that are a sizeable part of it.
+    # What the export holds at once is the page being encoded and the one read ahead (each
+    # as a response body and its decoded JSON), the block being filled (as text and as
+    # bytes) and the blocks uploading: a few MiB here, whatever the run's size. Holding the
+    # run would take several times the CSV. Half the CSV leaves room for interpreter and
+    # library differences while still failing if the export buffers the run, or reads or
+    # writes it in pieces that are a sizeable part of it.
     assert peak < link.bytes / 2, f"peak {peak / 2**20:.1f} MiB for {link.bytes / 2**20:.1f} MiB"
 
     response = httpx.get(link.url, timeout=60)
