@@ -3,9 +3,10 @@
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import exports as export_activities
 from activities import runs as run_activities
 from http_api import catalog, definitions, exports, health, openapi, run_control, runs, transcripts
-from orchestrators import lane, run
+from orchestrators import export, lane, run
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -21,5 +22,7 @@ for blueprint in (
     run.bp,
     lane.bp,
     run_activities.bp,
+    export.bp,
+    export_activities.bp,
 ):
     app.register_functions(blueprint)

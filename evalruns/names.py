@@ -2,12 +2,14 @@
 
 RUN_ORCHESTRATOR = "run_orchestrator"
 LANE_ORCHESTRATOR = "lane_orchestrator"
+EXPORT_ORCHESTRATOR = "export_orchestrator"
 
 PLAN_ACTIVITY = "plan_run"
 TICK_ACTIVITY = "tick_run"
 CLAIM_ACTIVITY = "claim_work"
 PROBE_ACTIVITY = "probe_job"
 SUMMARISE_ACTIVITY = "summarise_jobs"
+EXPORT_ACTIVITY = "export_segment"
 
 # Each pause/resume/cancel is raised as its own event, `control-<n>` for the run's n-th
 # command: a name is never reused, so a buffered or replayed event can only answer the wait it

@@ -41,6 +41,16 @@ class Settings(BaseModel):
     exports_container: str = Field(default="evalruns-exports")
     spill_container: str = Field(default="evalruns-content")
     sas_expiry_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    export_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="how long an export request writes or waits before it answers 202 and "
+        "the export goes on as Durable work",
+    )
+    export_segment_seconds: float = Field(
+        default=20.0, gt=0, le=600, description="how long one export activity writes"
+    )
     task_hub: str = "evalruns"
     max_attempts: int = Field(default=4, ge=1, le=20)
     status_cache_seconds: float = Field(

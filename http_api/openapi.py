@@ -17,6 +17,7 @@ from evalruns.domain.definitions import Definition, DefinitionInput
 from evalruns.domain.expansion import Scenario
 from evalruns.domain.runs import RerunRequest, Run, RunPatch, RunRequest
 from evalruns.domain.transcripts import Transcript, TranscriptSummary
+from evalruns.exports.background import ExportStatus
 from evalruns.exports.service import ExportLink
 from evalruns.services.catalog import ModelListing
 from evalruns.services.estimates import Estimate
@@ -46,6 +47,8 @@ class Route:
     errors: tuple[int, ...] = field(default=(400,))
     # Routes open without a function key (AuthLevel.ANONYMOUS) say so with `security: []`.
     anonymous: bool = False
+    # Work that goes on in the background: 202 with this body and a `Location` to watch it.
+    accepted: type[BaseModel] | None = None
 
 
 ROUTES = (
@@ -143,18 +146,28 @@ ROUTES = (
     Route(
         "post",
         "/api/runs/{runId}/exports",
-        "Export as CSV",
+        "Export as CSV (202 when it goes on in the background)",
         201,
         ExportLink,
         ExportRequest,
         errors=(400, 404),
+        accepted=ExportStatus,
+    ),
+    Route(
+        "get",
+        "/api/runs/{runId}/exports/{exportId}",
+        "An export's status; once succeeded, its link",
+        200,
+        ExportStatus,
+        errors=(404,),
     ),
     Route(
         "get",
         "/api/runs/{runId}/export.csv",
-        "Download the CSV (302 to a SAS link)",
+        "Download the CSV (302 to a SAS link; 202 while it is written in the background)",
         302,
         errors=(404,),
+        accepted=ExportStatus,
     ),
     Route("get", "/api/openapi.json", "This document", 200, anonymous=True),
     Route(
@@ -203,7 +216,9 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 
 @cache
 def build_document() -> dict[str, Any]:
-    models = {model for route in ROUTES for model in (route.response, route.body) if model}
+    models = {
+        model for route in ROUTES for model in (route.response, route.body, route.accepted) if model
+    }
     _, schemas = models_json_schema(
         [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -252,6 +267,16 @@ def _operation(route: Route) -> dict[str, Any]:
             else ref
         )
         responses[str(route.ok)]["content"] = {"application/json": {"schema": schema}}
+    if route.accepted is not None:
+        responses["202"] = {
+            "description": "going on in the background",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{route.accepted.__name__}"}
+                }
+            },
+        }
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for status in route.errors:
         responses[str(status)] = {"description": "problem", "content": problem}
