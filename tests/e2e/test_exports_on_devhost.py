@@ -16,12 +16,11 @@ import httpx
 
 from devhost.azurite import Azurite, free_port
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn, job_key
-from evalruns.exports.csv_format import CsvStats, encode_csv
 from evalruns.services import Services
 from evalruns.settings import Settings
 from evalruns.storage.runs import StoredRun
 from tests.e2e.test_execution_on_devhost import stack_env, start_devhost
-from tests.integration.exports.test_csv_export import MODEL_IDS, make_run
+from tests.integration.exports.test_csv_export import MODEL_IDS, make_run, old_path_csv
 
 T = TypeVar("T")
 SAMPLES = 60  # 4 models x 25 scenarios x 60 samples = 6,000 transcripts of ~2 KB
@@ -88,10 +87,7 @@ def test_a_background_export_finishes_after_the_host_is_killed(
     ]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(services.transcripts.put, transcripts))
-    dimension_names = [dimension.name for dimension in run.definition.dimensions]
-    expected = b"".join(
-        encode_csv(services.transcripts.iterate(run.id), dimension_names, CsvStats())
-    )
+    expected = old_path_csv(services, run)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/runs/{run.id}"
 

@@ -18,7 +18,6 @@ from devhost.durable import DurableEngine
 from evalruns import names
 from evalruns.domain.runs import RunStatus
 from evalruns.exports.background import export_instance_id
-from evalruns.exports.csv_format import CsvStats, encode_csv
 from evalruns.services import Services
 from evalruns.storage import transcripts as transcript_storage
 from evalruns.storage.runs import StoredRun
@@ -26,6 +25,7 @@ from tests.http.test_definitions_api import assert_problem
 from tests.integration.exports.test_csv_export import (
     make_run,
     make_transcripts,
+    old_path_csv,
     parse_csv,
     store,
 )
@@ -42,13 +42,6 @@ def stored_run(
     run = services.runs.create(make_run(status))
     store(services, make_transcripts(run)[:count])
     return run
-
-
-def old_path_csv(services: Services, run: StoredRun) -> bytes:
-    """What the export wrote before it ran in the background: every stored transcript loaded
-    whole through the SDK's query, encoded by the same format module."""
-    names_ = [dimension.name for dimension in run.definition.dimensions]
-    return b"".join(encode_csv(services.transcripts.iterate(run.id), names_, CsvStats()))
 
 
 def post_export(engine: DurableEngine, run_id: str) -> Any:

@@ -25,8 +25,7 @@ from evalruns.domain.transcripts import (
     job_key,
 )
 from evalruns.errors import NotFound
-from evalruns.exports import segments
-from evalruns.exports.csv_format import CsvStats, encode_csv
+from evalruns.exports import csv_format, segments
 from evalruns.exports.segments import run_segment
 from evalruns.exports.service import ExportLink, export_run, link_to, new_job, target_for
 from evalruns.services import Services
@@ -216,6 +215,19 @@ def expected_row(transcript: Transcript) -> list[str]:
         transcript.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     ]
     return [neutralised(cell) for cell in cells]
+
+
+def old_path_csv(services: Services, run: StoredRun) -> bytes:
+    """The file the export wrote before it read documents by pages of bytes: every transcript
+    loaded whole through the SDK's query, rows written by the standard library's csv.writer."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    columns = sorted(dimension.name for dimension in run.definition.dimensions)
+    buffer.write("\ufeff")
+    writer.writerow(csv_format.header(columns))
+    for transcript in services.transcripts.iterate(run.id):
+        writer.writerow(csv_format.row(transcript, columns))
+    return buffer.getvalue().encode("utf-8")
 
 
 def download(link: ExportLink) -> httpx.Response:
@@ -447,8 +459,7 @@ def test_export_is_byte_for_byte_what_loading_every_transcript_gives(
         update={"turns": [*transcripts[20].turns[:2], Turn(role="assistant", content=huge_answer)]}
     )
     store(services, transcripts)
-    dimension_names = [dimension.name for dimension in run.definition.dimensions]
-    before = b"".join(encode_csv(services.transcripts.iterate(run.id), dimension_names, CsvStats()))
+    before = old_path_csv(services, run)
     now = datetime.now(UTC)
     target = target_for(run, now)
 

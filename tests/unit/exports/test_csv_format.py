@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from evalruns.exports.csv_format import (
     BOM,
     PENDING_TEXT,
     CsvStats,
+    csv_line,
     encode_csv,
     header,
     model_display_name,
@@ -462,3 +464,44 @@ def test_default_chunk_size_splits_a_large_export() -> None:
     assert all(len(chunk) >= csv_format.CHUNK_BYTES for chunk in chunks[:-1])
     assert stats.rows == count
     assert len(parse(b"".join(chunks))) == count + 1
+
+
+# --- the record writer ------------------------------------------------------------------------
+
+
+def test_csv_line_writes_exactly_what_the_stdlib_writer_writes() -> None:
+    """`csv_line` stands in for csv.writer(QUOTE_MINIMAL, lineterminator="\\r\\n") on the hot
+    path: the same bytes for every kind of cell, random ones included."""
+    alphabet = [
+        '"',
+        ",",
+        "\r",
+        "\n",
+        "\t",
+        " ",
+        "'",
+        "=",
+        "+",
+        "-",
+        "@",
+        "a",
+        "Z",
+        "é",
+        "😀",
+        "\x00",
+    ]
+    rng = random.Random(11)
+    records = [
+        ["plain", "", "with, comma", 'a "quote"', "line\nbreak", "cr\ronly", "crlf\r\n", '"'],
+        ["", ""],
+        ["=1+1", "'quoted'", "\t tab", " lead", "trail ", "😀"],
+    ] + [
+        ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12))) for _ in range(17)]
+        for _ in range(3000)
+    ]
+    expected = io.StringIO()
+    writer = csv.writer(expected, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    for record in records:
+        writer.writerow(record)
+
+    assert "".join(csv_line(record) for record in records) == expected.getvalue()
