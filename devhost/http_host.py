@@ -179,11 +179,11 @@ class DevHost:
                     f"{type(error).__name__}: {error}"
                 ) from error
         public = web.Application(client_max_size=MAX_REQUEST_BODY_SIZE)
-        public.router.add_route("*", "/{tail:.*}", self._handle_public)
+        public.router.add_route("*", "/{tail:[\\s\\S]*}", self._handle_public)
         await self._serve(public, self._public_socket)
         if self._rpc_socket is not None:
             rpc = web.Application(client_max_size=MAX_REQUEST_BODY_SIZE)
-            rpc.router.add_route("*", "/{tail:.*}", self._handle_rpc)
+            rpc.router.add_route("*", "/{tail:[\\s\\S]*}", self._handle_rpc)
             await self._serve(rpc, self._rpc_socket)
         await self.timers.start()
 

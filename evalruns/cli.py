@@ -98,7 +98,7 @@ def cmd_watch(client: EvalrunsClient, args: argparse.Namespace) -> int:
 
 
 def cmd_list(client: EvalrunsClient, args: argparse.Namespace) -> int:
-    runs = client.runs(status=args.status, definitionId=args.definition)
+    runs = client.runs(status=args.status and args.status.upper(), definitionId=args.definition)
     for run in islice(runs, args.limit):
         progress = run["progress"]
         print(
@@ -117,7 +117,9 @@ def cmd_transcripts(client: EvalrunsClient, args: argparse.Namespace) -> int:
     if args.transcript_id:
         print(json.dumps(client.transcript(args.run_id, args.transcript_id), indent=2))
         return 0
-    items = client.transcripts(args.run_id, modelId=args.model, status=args.status)
+    items = client.transcripts(
+        args.run_id, modelId=args.model, status=args.status and args.status.upper()
+    )
     for item in islice(items, args.limit):
         print(
             f"{item['id']:<36} {item['status']:<9} decision={item['decisionCode']:<6} "

@@ -16,13 +16,15 @@ from evalruns.services.definitions import (
     list_definitions,
     list_scenarios,
 )
+from http_api.params import page
 from http_api.problems import api_errors
-from http_api.requests import json_response, page_params, page_response, parse_body
+from http_api.requests import json_response, page_response, parse_body
+from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-@bp.route(route="definitions", methods=["POST"])
+@http(bp)
 @api_errors
 def definitions_create(req: func.HttpRequest) -> func.HttpResponse:
     definition = create_definition(get_services(), parse_body(req, DefinitionInput))
@@ -33,13 +35,13 @@ def definitions_create(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="definitions", methods=["GET"])
+@http(bp)
 @api_errors
 def definitions_list(req: func.HttpRequest) -> func.HttpResponse:
-    return page_response(list_definitions(get_services(), *page_params(req)))
+    return page_response(list_definitions(get_services(), *page(req)))
 
 
-@bp.route(route="definitions/{definitionId}", methods=["GET"])
+@http(bp)
 @api_errors
 def definitions_get(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
@@ -48,14 +50,14 @@ def definitions_get(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(definition.to_json_dict())
 
 
-@bp.route(route="definitions/{definitionId}/scenarios", methods=["GET"])
+@http(bp)
 @api_errors
 def definitions_scenarios(req: func.HttpRequest) -> func.HttpResponse:
-    page = list_scenarios(get_services(), req.route_params["definitionId"], *page_params(req))
+    scenarios = list_scenarios(get_services(), req.route_params["definitionId"], *page(req))
     return json_response(
         {
-            "items": [scenario.to_json_dict() for scenario in page.items],
-            "total": page.total,
-            "nextCursor": page.next_cursor,
+            "items": [scenario.to_json_dict() for scenario in scenarios.items],
+            "total": scenarios.total,
+            "nextCursor": scenarios.next_cursor,
         }
     )

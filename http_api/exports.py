@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Literal
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from evalruns import names
-from evalruns.domain.base import ApiModel, utcnow
+from evalruns.domain.base import utcnow
 from evalruns.exports.background import (
+    ExportRequest,
     ExportStatus,
     Instance,
     export_status,
@@ -21,14 +21,11 @@ from evalruns.exports.service import ExportLink
 from evalruns.services import get_services
 from http_api.problems import api_errors
 from http_api.requests import json_response, parse_body
+from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 # How long a client told 202 should wait before it asks again.
 RETRY_AFTER_SECONDS = 2
-
-
-class ExportRequest(ApiModel):
-    format: Literal["csv"] = "csv"
 
 
 class DurableExports:
@@ -65,7 +62,7 @@ def _answer(run_id: str, outcome: ExportLink | ExportStatus) -> func.HttpRespons
     )
 
 
-@bp.route(route="runs/{runId}/exports", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def exports_create(
@@ -77,7 +74,7 @@ async def exports_create(
     return _answer(run_id, await request_export(get_services(), durable, run_id, utcnow()))
 
 
-@bp.route(route="runs/{runId}/exports/{exportId}", methods=["GET"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def exports_status(
@@ -89,7 +86,7 @@ async def exports_status(
     return json_response(status.to_json_dict())
 
 
-@bp.route(route="runs/{runId}/export.csv", methods=["GET"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def exports_download(

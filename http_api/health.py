@@ -21,8 +21,10 @@ from evalruns.services.health import (
     queue_health,
     worker_health,
 )
+from http_api.params import REFRESH
 from http_api.problems import api_errors, problem
-from http_api.requests import json_response, query_bool
+from http_api.requests import json_response
+from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -51,7 +53,7 @@ class DurableInstances:
         ]
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def health(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -72,18 +74,17 @@ async def health(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
     return json_response(report.to_json_dict())
 
 
-@bp.route(route="health/providers", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@http(bp)
 @api_errors
 async def health_providers(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
     report = await provider_health(
-        services.settings, services.catalog, refresh=query_bool(req, "refresh", default=False)
+        services.settings, services.catalog, refresh=REFRESH.read(req) or False
     )
     return json_response(report.to_json_dict())
 
 
-# Queue and worker details name runs and configuration: they need the function key.
-@bp.route(route="health/queue", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def health_queue(
@@ -93,7 +94,7 @@ async def health_queue(
     return json_response(report.to_json_dict())
 
 
-@bp.route(route="health/workers", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@http(bp)
 @api_errors
 def health_workers(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()

@@ -1,214 +1,38 @@
-"""GET /api/openapi.json: an OpenAPI 3.1 document built from the same pydantic models that
-validate requests. The route table here is checked against the registered functions by a test.
-"""
+"""GET /api/openapi.json: an OpenAPI 3.1 document built from the route table (http_api.routes)
+and the pydantic models that validate requests, so it says what the API does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from evalruns.domain.definitions import Definition, DefinitionInput
-from evalruns.domain.expansion import Scenario
-from evalruns.domain.runs import RerunRequest, Run, RunPatch, RunRequest
-from evalruns.domain.transcripts import Transcript, TranscriptSummary
-from evalruns.exports.background import ExportStatus
-from evalruns.exports.service import ExportLink
-from evalruns.services.catalog import ModelListing
-from evalruns.services.estimates import Estimate
-from evalruns.services.health import (
-    HealthReport,
-    ProviderHealthReport,
-    QueueHealth,
-    WorkerHealth,
-)
-from http_api.exports import ExportRequest
+from evalruns.services import get_services
+from evalruns.services.catalog import list_models
+from http_api.params import CURSOR
 from http_api.problems import api_errors
 from http_api.requests import json_response
+from http_api.routes import ID_SCHEMA, ROUTES, Route, http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    summary: str
-    ok: int
-    response: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    listing: bool = False
-    query: tuple[str, ...] = ()
-    errors: tuple[int, ...] = field(default=(400,))
-    # Routes open without a function key (AuthLevel.ANONYMOUS) say so with `security: []`.
-    anonymous: bool = False
-    # Work that goes on in the background: 202 with this body and a `Location` to watch it.
-    accepted: type[BaseModel] | None = None
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+LOCATION = {"Location": {"schema": {"type": "string"}, "description": "where to look next"}}
+RETRY_AFTER = {
+    "Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait before asking"}
+}
+ERROR_TEXTS = {
+    400: "the request is not valid: `detail` and `errors` say what to change",
+    404: "no such resource",
+    409: "not allowed in the resource's current status (`currentStatus`)",
+    503: "storage or the Durable runtime cannot be reached; try again after `Retry-After`",
+}
 
 
-ROUTES = (
-    Route(
-        "get",
-        "/api/models",
-        "List models",
-        200,
-        ModelListing,
-        listing=True,
-        query=("availableOnly",),
-    ),
-    Route("post", "/api/definitions", "Create a definition", 201, Definition, DefinitionInput),
-    Route(
-        "get",
-        "/api/definitions",
-        "List definitions",
-        200,
-        Definition,
-        listing=True,
-        query=("limit", "cursor"),
-    ),
-    Route(
-        "get", "/api/definitions/{definitionId}", "Get a definition", 200, Definition, errors=(404,)
-    ),
-    Route(
-        "get",
-        "/api/definitions/{definitionId}/scenarios",
-        "Expand scenarios",
-        200,
-        Scenario,
-        listing=True,
-        query=("limit", "cursor"),
-        errors=(400, 404),
-    ),
-    Route("post", "/api/runs", "Start a run", 202, Run, RunRequest, errors=(400, 404, 503)),
-    Route(
-        "get",
-        "/api/runs",
-        "List runs, newest first",
-        200,
-        Run,
-        listing=True,
-        query=("status", "definitionId", "limit", "cursor"),
-    ),
-    Route("get", "/api/runs/{runId}", "Get a run with live progress", 200, Run, errors=(404,)),
-    Route(
-        "post",
-        "/api/runs/estimate",
-        "Estimate a run's jobs, tokens and cost",
-        200,
-        Estimate,
-        RunRequest,
-        errors=(400, 404),
-    ),
-    Route(
-        "patch",
-        "/api/runs/{runId}",
-        "Change a run's budget or name",
-        200,
-        Run,
-        RunPatch,
-        errors=(400, 404, 409),
-    ),
-    Route("post", "/api/runs/{runId}/pause", "Pause a run", 202, Run, errors=(404, 409)),
-    Route("post", "/api/runs/{runId}/resume", "Resume a paused run", 202, Run, errors=(404, 409)),
-    Route("post", "/api/runs/{runId}/cancel", "Cancel a run", 202, Run, errors=(404, 409)),
-    Route(
-        "post",
-        "/api/runs/{runId}/rerun",
-        "Re-run a run (lineage kept)",
-        202,
-        Run,
-        RerunRequest,
-        errors=(400, 404, 503),
-    ),
-    Route(
-        "get",
-        "/api/runs/{runId}/transcripts",
-        "List transcripts",
-        200,
-        TranscriptSummary,
-        listing=True,
-        query=("modelId", "status", "limit", "cursor"),
-        errors=(400, 404),
-    ),
-    Route(
-        "get",
-        "/api/runs/{runId}/transcripts/{transcriptId}",
-        "Get a transcript",
-        200,
-        Transcript,
-        errors=(404,),
-    ),
-    Route(
-        "post",
-        "/api/runs/{runId}/exports",
-        "Export as CSV (202 when it goes on in the background)",
-        201,
-        ExportLink,
-        ExportRequest,
-        errors=(400, 404),
-        accepted=ExportStatus,
-    ),
-    Route(
-        "get",
-        "/api/runs/{runId}/exports/{exportId}",
-        "An export's status; once succeeded, its link",
-        200,
-        ExportStatus,
-        errors=(404,),
-    ),
-    Route(
-        "get",
-        "/api/runs/{runId}/export.csv",
-        "Download the CSV (302 to a SAS link; 202 while it is written in the background)",
-        302,
-        errors=(404,),
-        accepted=ExportStatus,
-    ),
-    Route("get", "/api/openapi.json", "This document", 200, anonymous=True),
-    Route(
-        "get",
-        "/api/health",
-        "Overall health (anonymous); 503 problem with the checks when storage is unreachable",
-        200,
-        HealthReport,
-        errors=(503,),
-        anonymous=True,
-    ),
-    Route(
-        "get",
-        "/api/health/providers",
-        "Provider checks, cached 5 minutes unless refresh=true (anonymous)",
-        200,
-        ProviderHealthReport,
-        query=("refresh",),
-        anonymous=True,
-    ),
-    Route(
-        "get",
-        "/api/health/queue",
-        "Orchestration instances by runtime status",
-        200,
-        QueueHealth,
-        errors=(),
-    ),
-    Route(
-        "get",
-        "/api/health/workers",
-        "Runtime, package versions, provider variables set, warnings",
-        200,
-        WorkerHealth,
-        errors=(),
-    ),
-)
-
-
-# The level is given on the route: the app's FUNCTION default overrides the blueprint's.
-@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@http(bp)
 @api_errors
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(build_document())
@@ -224,8 +48,9 @@ def build_document() -> dict[str, Any]:
         ref_template="#/components/schemas/{model}",
         by_alias=True,
     )
-    components = schemas.get("$defs", {})
-    components["Problem"] = _PROBLEM_SCHEMA
+    components: dict[str, Any] = schemas.get("$defs", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    _name_the_models(components)
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method] = _operation(route)
@@ -240,74 +65,114 @@ def build_document() -> dict[str, Any]:
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionCode": {"type": "apiKey", "in": "query", "name": "code"},
             },
         },
-        "security": [{"functionKey": []}],
+        "security": [{"functionKey": []}, {"functionCode": []}],
     }
+
+
+def _name_the_models(components: dict[str, Any]) -> None:
+    """A run names models this deployment can run: each model id, with or without a version
+    (`id@version`) and its provider (`provider:id`), listed once."""
+    references = sorted(
+        {
+            f"{prefix}{model.id}{suffix}"
+            for model in list_models(get_services(), available_only=True)
+            for prefix in ("", f"{model.provider}:")
+            for suffix in ("", *(f"@{version}" for version in model.versions))
+        }
+    )
+    names = {"type": "string", "enum": references}
+    components["RunRequest"]["properties"]["models"]["items"] = names
+    for option in components["RerunRequest"]["properties"]["models"]["anyOf"]:
+        if option.get("type") == "array":
+            option["items"] = names
 
 
 def _operation(route: Route) -> dict[str, Any]:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": dict(ID_SCHEMA)}
         for name in _path_names(route.path)
-    ] + [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.query]
-    responses: dict[str, Any] = {str(route.ok): {"description": route.summary}}
-    if route.response is not None:
-        ref = {"$ref": f"#/components/schemas/{route.response.__name__}"}
-        schema = (
-            {
-                "type": "object",
-                "properties": {
-                    "items": {"type": "array", "items": ref},
-                    "nextCursor": {"type": ["string", "null"]},
-                },
-            }
-            if route.listing
-            else ref
-        )
-        responses[str(route.ok)]["content"] = {"application/json": {"schema": schema}}
-    if route.accepted is not None:
-        responses["202"] = {
-            "description": "going on in the background",
-            "headers": {"Location": {"schema": {"type": "string"}}},
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{route.accepted.__name__}"}
-                }
-            },
+    ] + [
+        {
+            "name": p.name,
+            "in": "query",
+            "description": f"{p.description} (an empty value counts as left out)",
+            # The host drops empty query values before the function sees them.
+            "schema": {"anyOf": [dict(p.schema), {"type": "string", "maxLength": 0}]},
         }
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for status in route.errors:
-        responses[str(status)] = {"description": "problem", "content": problem}
+        for p in route.query
+    ]
     operation: dict[str, Any] = {
         "summary": route.summary,
-        "operationId": f"{route.method}{route.path}".replace("/", "_")
-        .replace("{", "")
-        .replace("}", "")
-        .replace(".", "_"),
+        "operationId": route.function,
         "parameters": parameters,
-        "responses": responses,
+        "responses": _responses(route),
     }
     if route.anonymous:
         operation["security"] = []
     if route.body is not None:
         operation["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}
-                }
-            },
+            # A body whose every field has a default may be left out (`{}` is assumed).
+            "required": any(f.is_required() for f in route.body.model_fields.values()),
+            "content": {"application/json": {"schema": _ref(route.body.__name__)}},
         }
     return operation
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": route.summary}
+    if route.response is not None:
+        ok["content"] = {"application/json": {"schema": _body_schema(route)}}
+    if route.location:
+        ok["headers"] = LOCATION
+    responses: dict[str, Any] = {str(route.ok): ok}
+    if route.accepted is not None:
+        responses["202"] = {
+            "description": "going on in the background: poll `Location`",
+            "headers": LOCATION | RETRY_AFTER,
+            "content": {"application/json": {"schema": _ref(route.accepted.__name__)}},
+        }
+    for status in route.errors:
+        responses[str(status)] = {"description": ERROR_TEXTS[status], "content": PROBLEM}
+    if not route.anonymous:
+        responses["401"] = {"description": "the function key is missing or wrong"}
+    if not route.stateless:
+        responses["503"] = {
+            "description": ERROR_TEXTS[503],
+            "headers": RETRY_AFTER,
+            "content": PROBLEM,
+        }
+    return responses
+
+
+def _body_schema(route: Route) -> dict[str, Any]:
+    assert route.response is not None
+    ref = _ref(route.response.__name__)
+    if not route.listing:
+        return ref
+    return {
+        "type": "object",
+        "required": ["items", "nextCursor"] if CURSOR in route.query else ["items"],
+        "properties": {
+            "items": {"type": "array", "items": ref},
+            "nextCursor": {"type": ["string", "null"]},
+            "total": {"type": "integer", "description": "all items (scenarios only)"},
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _path_names(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
+PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status", "detail"],
     "properties": {
@@ -319,11 +184,14 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
+                "required": ["loc", "msg"],
                 "properties": {
                     "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
                     "msg": {"type": "string"},
                 },
             },
         },
+        "currentStatus": {"type": "string", "description": "the resource's status (409)"},
+        "incident": {"type": "string", "description": "quote it when reporting a fault"},
     },
 }

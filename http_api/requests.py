@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from evalruns.domain.base import ApiModel
 from evalruns.errors import FieldError, InvalidInput
-from evalruns.storage.paging import Page, check_limit
+from evalruns.storage.paging import Page
 from http_api.problems import validation_problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,52 +35,6 @@ def parse_body(req: func.HttpRequest, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_problem(exc, "body") from exc
-
-
-def query_int(req: func.HttpRequest, name: str) -> int | None:
-    raw = req.params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"query parameter {name} must be a whole number, not {raw!r}",
-            [FieldError(("query", name), "must be an integer")],
-        ) from exc
-
-
-def query_bool(req: func.HttpRequest, name: str, default: bool) -> bool:
-    raw = req.params.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise InvalidInput(
-        f"query parameter {name} must be true or false, not {raw!r}",
-        [FieldError(("query", name), "must be true or false")],
-    )
-
-
-def query_enum(req: func.HttpRequest, name: str, enum_cls: type[E]) -> E | None:
-    """An enum query parameter, case-insensitive; None when absent, 400 naming the values."""
-    raw = req.params.get(name)
-    if not raw:
-        return None
-    try:
-        return enum_cls(raw.upper())
-    except ValueError as exc:
-        allowed = ", ".join(str(member.value) for member in enum_cls)
-        raise InvalidInput(
-            f"query parameter {name} must be one of {allowed}, not {raw!r}",
-            [FieldError(("query", name), f"must be one of {allowed}")],
-        ) from exc
-
-
-def page_params(req: func.HttpRequest) -> tuple[int, str | None]:
-    return check_limit(query_int(req, "limit")), req.params.get("cursor") or None
 
 
 def json_response(

@@ -20,6 +20,7 @@ from evalruns.services.control import (
 from http_api.orchestrations import DurableOrchestrations, start_run
 from http_api.problems import api_errors
 from http_api.requests import json_response, parse_body
+from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 # How long a cancel waits for the orchestration to stop before its last look for batches to
@@ -27,7 +28,7 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 CANCEL_SETTLE_SECONDS = TERMINATE_WAIT_SECONDS
 
 
-@bp.route(route="runs/{runId}/pause", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_pause(
@@ -37,7 +38,7 @@ async def runs_pause(
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 
-@bp.route(route="runs/{runId}/resume", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_resume(
@@ -47,7 +48,7 @@ async def runs_resume(
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 
-@bp.route(route="runs/{runId}/cancel", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_cancel(
@@ -62,7 +63,7 @@ async def runs_cancel(
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 
-@bp.route(route="runs/{runId}/rerun", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_rerun(

@@ -16,20 +16,20 @@ from evalruns.services.estimates import estimate_run
 from evalruns.services.reconcile import current_run
 from evalruns.services.runs import create_run, list_runs
 from http_api.orchestrations import DurableOrchestrations, start_run
+from http_api.params import DEFINITION_ID, RUN_STATUS, page
 from http_api.problems import api_errors
 from http_api.requests import (
     json_response,
-    page_params,
     page_response,
     parse_body,
-    query_enum,
 )
+from http_api.routes import http
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-@bp.route(route="runs", methods=["POST"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_create(
@@ -41,18 +41,22 @@ async def runs_create(
     return await start_run(services, client, req, run)
 
 
-@bp.route(route="runs", methods=["GET"])
+@http(bp)
 @api_errors
 def runs_list(req: func.HttpRequest) -> func.HttpResponse:
-    status = query_enum(req, "status", RunStatus)
-    definition_id = req.params.get("definitionId") or None
+    status = RUN_STATUS.read(req)
     return page_response(
-        list_runs(get_services(), *page_params(req), status=status, definition_id=definition_id),
+        list_runs(
+            get_services(),
+            *page(req),
+            status=RunStatus(status) if status else None,
+            definition_id=DEFINITION_ID.read(req),
+        ),
         transform=lambda run: run.public(),
     )
 
 
-@bp.route(route="runs/{runId}", methods=["GET"])
+@http(bp)
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def runs_get(
@@ -64,14 +68,14 @@ async def runs_get(
     return json_response(run.public().to_json_dict())
 
 
-@bp.route(route="runs/estimate", methods=["POST"])
+@http(bp)
 @api_errors
 def runs_estimate(req: func.HttpRequest) -> func.HttpResponse:
     estimate = estimate_run(get_services(), parse_body(req, RunRequest))
     return json_response(estimate.to_json_dict())
 
 
-@bp.route(route="runs/{runId}", methods=["PATCH"])
+@http(bp)
 @api_errors
 def runs_patch(req: func.HttpRequest) -> func.HttpResponse:
     run = patch_run(get_services(), req.route_params["runId"], parse_body(req, RunPatch))

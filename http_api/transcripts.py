@@ -8,29 +8,32 @@ import azure.functions as func
 from evalruns.domain.transcripts import TranscriptStatus
 from evalruns.services import get_services
 from evalruns.services.access import touch_transcript
+from http_api.params import MODEL_ID, TRANSCRIPT_STATUS, page
 from http_api.problems import api_errors
-from http_api.requests import json_response, page_params, page_response, query_enum
+from http_api.requests import json_response, page_response
+from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-@bp.route(route="runs/{runId}/transcripts", methods=["GET"])
+@http(bp)
 @api_errors
 def transcripts_list(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
     run_id = req.route_params["runId"]
     # 404 for an unknown run from its status column alone, not the whole stored run.
     services.runs.status(run_id)
-    page = services.transcripts.list(
+    status = TRANSCRIPT_STATUS.read(req)
+    transcripts = services.transcripts.list(
         run_id,
-        *page_params(req),
-        model_id=req.params.get("modelId") or None,
-        status=query_enum(req, "status", TranscriptStatus),
+        *page(req),
+        model_id=MODEL_ID.read(req),
+        status=TranscriptStatus(status) if status else None,
     )
-    return page_response(page)
+    return page_response(transcripts)
 
 
-@bp.route(route="runs/{runId}/transcripts/{transcriptId}", methods=["GET"])
+@http(bp)
 @api_errors
 def transcripts_get(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()

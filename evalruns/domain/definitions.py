@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, computed_field, field_validator, model_validator
 
-from evalruns.domain.base import ApiModel
+from evalruns.domain.base import ApiModel, JsonInt
 
 MIN_SCORE = 1
 MAX_SCORE = 5
@@ -20,7 +20,7 @@ NonEmpty = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class Level(ApiModel):
-    score: int = Field(ge=MIN_SCORE, le=MAX_SCORE)
+    score: JsonInt = Field(ge=MIN_SCORE, le=MAX_SCORE)
     label: str = Field(min_length=1, max_length=200)
     options: list[NonEmpty] = Field(min_length=1, max_length=50)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from evalruns.domain.base import ApiModel
+from evalruns.domain.base import ApiModel, JsonFloat, JsonInt, json_number
 from evalruns.errors import Conflict
 
 MAX_SAMPLES_PER_SCENARIO = 100
+# A budget: constraints inside the optional type, where the JSON schema shows them.
+Usd = Annotated[float, Field(gt=0), BeforeValidator(json_number)]
 MAX_OUTPUT_TOKENS = 65_536
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_TEMPERATURE = 0.7
@@ -93,7 +96,7 @@ class RunPatch(ApiModel):
     """The body of `PATCH /api/runs/{id}`: a field left out is kept. `budgetUsd: null` removes
     the budget; a name cannot be removed (every run has one), so `name: null` is refused."""
 
-    budget_usd: float | None = Field(default=None, gt=0)
+    budget_usd: Usd | None = None
     name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("name", mode="before")
@@ -107,8 +110,10 @@ class RunPatch(ApiModel):
 class RerunRequest(ApiModel):
     """The body of `POST /api/runs/{id}/rerun`."""
 
-    models: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    only_failed: bool = False
+    models: list[str] | None = Field(
+        default=None, min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
+    )
+    only_failed: StrictBool = False
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -116,15 +121,17 @@ class RunRequest(ApiModel):
     """The body of `POST /api/runs`."""
 
     definition_id: str = Field(min_length=1, max_length=100)
-    models: list[str] = Field(min_length=1, max_length=50)
-    sample_percentage: float = Field(default=100, ge=1, le=100)
-    sample_seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    samples_per_scenario: int = Field(default=1, ge=1, le=MAX_SAMPLES_PER_SCENARIO)
-    temperature: float = Field(default=DEFAULT_TEMPERATURE, ge=0, le=2)
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=MAX_OUTPUT_TOKENS)
+    models: list[str] = Field(min_length=1, max_length=50, json_schema_extra={"uniqueItems": True})
+    sample_percentage: JsonFloat = Field(default=100, ge=1, le=100)
+    sample_seed: Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(json_number)] | None = (
+        None
+    )
+    samples_per_scenario: JsonInt = Field(default=1, ge=1, le=MAX_SAMPLES_PER_SCENARIO)
+    temperature: JsonFloat = Field(default=DEFAULT_TEMPERATURE, ge=0, le=2)
+    max_tokens: JsonInt = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=MAX_OUTPUT_TOKENS)
     name: str | None = Field(default=None, max_length=200)
-    budget_usd: float | None = Field(
-        default=None, gt=0, description="pause the run rather than spend more than this"
+    budget_usd: Usd | None = Field(
+        default=None, description="pause the run rather than spend more than this"
     )
 
     @field_validator("models")
@@ -251,3 +258,13 @@ class Run(ApiModel):
     )
     budget_usd: float | None = None
     pause_reason: str | None = Field(default=None, description="`user` or `budget` while PAUSED")
+
+
+class RunStarted(ApiModel):
+    """The answer to starting a run or a re-run: the run, and the Durable extension's
+    management URLs of its orchestration."""
+
+    run: Run
+    status_query_get_uri: str
+    send_event_post_uri: str
+    terminate_post_uri: str

@@ -66,6 +66,12 @@ class ExportOrchestrations(Protocol):
     async def instance(self, instance_id: str) -> Instance | None: ...
 
 
+class ExportRequest(ApiModel):
+    """The body of `POST /api/runs/{id}/exports`."""
+
+    format: Literal["csv"] = "csv"
+
+
 class ExportStatus(ApiModel):
     """`GET /api/runs/{id}/exports/{exportId}`: once succeeded, the fields of the 201 answer."""
 

@@ -79,7 +79,9 @@ def test_run_list_status_filter_is_validated(services: Services) -> None:
         call_http("runs_list", params={"status": "sleeping"}), 400, "status", "CANCELLED"
     )
     assert [error["loc"] for error in problem["errors"]] == [["query", "status"]]
-    assert call_http("runs_list", params={"status": "completed"}).status_code == 200
+    # As the document types it: the values as listed (a lowercase one is refused too).
+    assert_problem(call_http("runs_list", params={"status": "completed"}), 400, "COMPLETED")
+    assert call_http("runs_list", params={"status": "COMPLETED"}).status_code == 200
     assert_problem(call_http("runs_get", route_params={"runId": "nope"}), 404, "nope")
 
 
@@ -94,7 +96,7 @@ def test_transcript_list_status_filter_is_validated(services: Services) -> None:
         "FAILED",
     )
     assert [error["loc"] for error in problem["errors"]] == [["query", "status"]]
-    listed = call_http("transcripts_list", params={"status": "failed"}, route_params=route)
+    listed = call_http("transcripts_list", params={"status": "FAILED"}, route_params=route)
     assert json_body(listed) == {"items": [], "nextCursor": None}
 
 
