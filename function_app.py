@@ -7,6 +7,7 @@ from activities import exports as export_activities
 from activities import runs as run_activities
 from http_api import catalog, definitions, exports, health, openapi, run_control, runs, transcripts
 from orchestrators import export, lane, run
+from timers import sweep
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -24,5 +25,6 @@ for blueprint in (
     run_activities.bp,
     export.bp,
     export_activities.bp,
+    sweep.bp,
 ):
     app.register_functions(blueprint)

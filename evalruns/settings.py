@@ -60,6 +60,9 @@ class Settings(BaseModel):
         description="how old a run's status may be when a probe checks it (the pause latency)",
     )
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
+    sweep_limit: int = Field(
+        default=100, ge=1, le=1000, description="live runs the sweeper checks per pass"
+    )
     mock_latency_ms: float = Field(default=0.0, ge=0)
     mock_failure_rate: float = Field(default=0.0, ge=0, le=1)
     mock_rate_limit_rate: float = Field(default=0.0, ge=0, le=1)

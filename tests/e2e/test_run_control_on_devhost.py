@@ -158,6 +158,10 @@ def test_pause_at_once_pause_then_cancel_and_cancel_while_running(stack: Stack) 
         assert "Terminated" in {s for i, s in statuses.items() if i != busy["id"]}
         kept = list(client.transcripts(busy["id"], limit=100))
         assert len(kept) == len(job_calls(log, busy)) > 0
+        # The calls in flight at the cancel are counted as they finish, the export agrees.
+        progress = client.run(busy["id"])["progress"]
+        assert progress["completed"] + progress["failed"] == len(kept)
+        assert client.export(busy["id"])["rows"] == len(kept)
 
 
 @pytest.mark.settings(**CONTROL_SETTINGS)
