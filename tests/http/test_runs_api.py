@@ -131,7 +131,11 @@ def test_run_over_the_api_from_start_to_export(
 
     # Export: a SAS link, and the 302 download.
     exported = call_http(
-        "exports_create", "POST", route_params={"runId": run["id"]}, body={"format": "csv"}
+        "exports_create",
+        "POST",
+        route_params={"runId": run["id"]},
+        body={"format": "csv"},
+        client=engine.client_binding(),
     )
     assert exported.status_code == 201
     link = json_body(exported)
@@ -144,7 +148,9 @@ def test_run_over_the_api_from_start_to_export(
     assert len(rows) == 37
     assert [row[1] for row in rows[1:]] == ["mock-large"] * 18 + ["mock-small"] * 18
 
-    redirect = call_http("exports_download", route_params={"runId": run["id"]})
+    redirect = call_http(
+        "exports_download", route_params={"runId": run["id"]}, client=engine.client_binding()
+    )
     assert redirect.status_code == 302
     assert httpx.get(redirect.headers["Location"]).content == download.content
 
