@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from evalruns.providers.base import ErrorCode
+
+if TYPE_CHECKING:
+    import httpx
 
 ERROR_DETAIL_LIMIT = 300
 REDACTED = "[redacted]"
@@ -72,6 +73,8 @@ def transport_failure(
     A URL without a scheme is a configuration mistake that no retry can fix, so it is an
     invalid request rather than a network error.
     """
+    import httpx  # here, not at the top: services.health imports this module, not httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return ErrorCode.TIMEOUT, f"no response from {host} within {timeout_seconds:g}s"
     if isinstance(exc, httpx.DecodingError):

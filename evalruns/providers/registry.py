@@ -1,6 +1,7 @@
 """From a resolved model to a provider that can call it, by API family.
 
-Each family's module is imported only when a provider of that family is first built.
+Each family's module, and httpx, is imported only when a provider of that family is first
+built.
 
 Lifetime: providers are cheap, but an `httpx.AsyncClient` is not (it loads the CA certificates,
 about 30 ms, and its pool is what keeps connections alive). A client is bound to the event loop it
@@ -23,8 +24,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from evalruns.providers.catalog import (
     MOCK_API,
     Catalog,
@@ -33,9 +32,10 @@ from evalruns.providers.catalog import (
     UnknownModelError,
     load_catalog,
 )
-from evalruns.providers.http_provider import DEFAULT_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
+    import httpx
+
     from evalruns.providers.base import Provider
     from evalruns.providers.http_provider import HttpProvider
     from evalruns.providers.mock import MockProvider
@@ -111,6 +111,10 @@ class _LoopClient:
     keep it, and its entry below, alive."""
 
     def __init__(self) -> None:
+        import httpx
+
+        from evalruns.providers.http_provider import DEFAULT_TIMEOUT_SECONDS
+
         # Each request sets its provider's timeout (HttpProvider._send); this is only the default.
         self.client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT_SECONDS)
         self.closer = self._close_at_shutdown()

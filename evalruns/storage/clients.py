@@ -1,4 +1,7 @@
-"""Table and Blob clients for one storage account, from a connection string or an identity."""
+"""Table and Blob clients for one storage account, from a connection string or an identity.
+
+The SDKs (and requests, and the identity library) are imported when a client is first made.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,17 @@ import logging
 import threading
 from contextlib import suppress
 from functools import cached_property
-
-import requests
-import requests.adapters
-from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
-from azure.core.exceptions import ResourceExistsError
-from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from typing import TYPE_CHECKING
 
 from evalruns.settings import AZURITE_CONNECTION, Settings
-from evalruns.storage.rest import LeanTable, Signer
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient, ContainerClient
+
+    from evalruns.storage.rest import LeanTable, Signer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class StorageClients:
 
     @cached_property
     def tables(self) -> TableServiceClient:
+        from azure.data.tables import TableServiceClient
+
         if self._connection:
             return TableServiceClient.from_connection_string(
                 self._connection, transport=_transport()
@@ -59,6 +64,8 @@ class StorageClients:
 
     @cached_property
     def blobs(self) -> BlobServiceClient:
+        from azure.storage.blob import BlobServiceClient
+
         if self._connection:
             return BlobServiceClient.from_connection_string(
                 self._connection, transport=_transport()
@@ -72,6 +79,8 @@ class StorageClients:
 
     def table(self, name: str) -> LeanTable:
         """`name` is one of TABLES; the account's table is prefixed by the settings."""
+        from evalruns.storage.rest import LeanTable
+
         full_name = f"{self.settings.table_prefix}{name}"
         client = self.tables.get_table_client(full_name)
         if full_name not in self._ready:
@@ -83,6 +92,10 @@ class StorageClients:
 
     @cached_property
     def _signer(self) -> Signer:
+        from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+
+        from evalruns.storage.rest import Signer
+
         account = self.tables.account_name or self.settings.storage_account_name
         credential = self.tables.credential
         if isinstance(credential, AzureNamedKeyCredential):
@@ -91,6 +104,8 @@ class StorageClients:
         return Signer(account, credential=credential)
 
     def container(self, name: str) -> ContainerClient:
+        from azure.core.exceptions import ResourceExistsError
+
         client = self.blobs.get_container_client(name)
         if name not in self._ready:
             with self._lock:
@@ -104,6 +119,10 @@ class StorageClients:
 def _transport() -> RequestsTransport:
     """HTTP transport without per-request environment lookups (~/.netrc, proxies, CA
     bundles): on the probe's hot path they cost about a fifth of every storage call."""
+    import requests
+    import requests.adapters
+    from azure.core.pipeline.transport import RequestsTransport
+
     session = requests.Session()
     session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTIONS_PER_HOST)
