@@ -59,7 +59,9 @@ def _name(requirement: str) -> str:
 
 
 def _with_dependencies(names: set[str]) -> set[str]:
-    """`names` and every distribution they require here, transitively (no extras)."""
+    """`names` and every distribution they require here, transitively, extras included: a
+    declared package may import its optional extras when they happen to be installed (httpx
+    loads rich and click for its command line when present)."""
     seen: set[str] = set()
     todo = list(names)
     while todo:
@@ -67,9 +69,15 @@ def _with_dependencies(names: set[str]) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        for text in importlib.metadata.requires(name) or []:
+        try:
+            extras = importlib.metadata.metadata(name).get_all("Provides-Extra") or []
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an extra that is not installed here
+        for text in requires:
             requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            marker = requirement.marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in ["", *extras]):
                 todo.append(_name(requirement.name))
     return seen
 
