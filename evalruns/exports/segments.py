@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from evalruns.exports.csv_format import CsvEncoder, ExportedTranscript
 from evalruns.exports.jobs import ExportJob
 from evalruns.services.container import Services
-from evalruns.storage.exports import WRITER_ID_LENGTH, block_id
+from evalruns.storage.exports import WRITER_ID_LENGTH, BlocksGone, block_id
 from evalruns.storage.rest import Continuation
 from evalruns.storage.transcripts import SCAN_FIRST_PAGE
 
@@ -90,13 +90,33 @@ def run_segment(services: Services, job: ExportJob, budget_seconds: float | None
         }
     )
     if done:
+        return _commit(services, advanced)
+    return advanced
+
+
+def _commit(services: Services, job: ExportJob) -> ExportJob:
+    """Publish the job's blocks; when another writer of the same export published first
+    (and so discarded these blocks), its whole file stands and the job reports it."""
+    try:
         services.exports.commit(
             job.blob_name,
-            [block_id(job.writer, index) for index in range(advanced.blocks)],
+            [block_id(job.writer, index) for index in range(job.blocks)],
             job.filename,
-            {ROWS_METADATA: str(advanced.rows), BYTES_METADATA: str(advanced.bytes)},
+            {ROWS_METADATA: str(job.rows), BYTES_METADATA: str(job.bytes)},
         )
-    return advanced
+    except BlocksGone:
+        metadata = services.exports.metadata(job.blob_name) or {}
+        if ROWS_METADATA not in metadata:
+            raise
+        log.info(
+            "export %s of run %s was published by another writer first; keeping theirs",
+            job.export_id,
+            job.run_id,
+            extra={"run_id": job.run_id},
+        )
+        rows, size = int(metadata[ROWS_METADATA]), int(metadata[BYTES_METADATA])
+        return job.model_copy(update={"rows": rows, "bytes": size})
+    return job
 
 
 class UnreadableTranscript(ValueError):

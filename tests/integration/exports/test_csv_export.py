@@ -494,3 +494,24 @@ def test_a_retried_segment_rewrites_its_own_blocks(services: Services) -> None:
     link = link_to(services, target, once.rows, once.bytes, datetime.now(UTC))
     content = download(link).content
     assert len(parse_csv(content)) == 51 and len(content) == once.bytes
+
+
+def test_of_two_writers_at_once_the_first_to_publish_wins_whole(services: Services) -> None:
+    """Two requests may write the same export at once (one in its request, one handed to the
+    export orchestration a moment before): the first commit discards the other's staged
+    blocks, and the other then reports the published file rather than failing."""
+    run = services.runs.create(make_run())
+    store(services, make_transcripts(run)[:300])
+    target = target_for(run, datetime.now(UTC))
+    slow, fast = new_job(run, target), new_job(run, target)
+    assert slow.writer != fast.writer
+
+    slow = run_segment(services, slow, 0)  # its first page staged, not committed
+    fast = run_segment(services, fast, None)  # the whole file, committed
+    slow = run_segment(services, slow, None)
+
+    assert slow.done and fast.done
+    assert (slow.rows, slow.bytes) == (fast.rows, fast.bytes) == (300, slow.bytes)
+    link = link_to(services, target, slow.rows, slow.bytes, datetime.now(UTC))
+    content = download(link).content
+    assert content == old_path_csv(services, run) and len(content) == slow.bytes
