@@ -10,6 +10,9 @@ from pydantic import BeforeValidator, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from evalruns.domain.base import ApiModel, JsonFloat, JsonInt, json_number
+from evalruns.domain.statuses import ACTIVE as ACTIVE
+from evalruns.domain.statuses import TERMINAL as TERMINAL
+from evalruns.domain.statuses import RunStatus as RunStatus
 from evalruns.errors import Conflict
 
 MAX_SAMPLES_PER_SCENARIO = 100
@@ -18,24 +21,6 @@ Usd = Annotated[float, Field(gt=0), BeforeValidator(json_number)]
 MAX_OUTPUT_TOKENS = 65_536
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_TEMPERATURE = 0.7
-
-
-class RunStatus(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    SUMMARIZING = "SUMMARIZING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
-ACTIVE = frozenset(RunStatus) - TERMINAL
 
 PAUSED_BY_USER = "user"
 PAUSED_FOR_BUDGET = "budget"

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
 from evalruns.domain.base import ApiModel
 from evalruns.domain.runs import RunModel
+from evalruns.domain.statuses import TranscriptStatus as TranscriptStatus
 
 SAMPLE_WIDTH = 3
 # Model ids become part of table keys and URLs; the catalog keeps them to these characters.
 MODEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # '!' sorts before every character of a model id, so keys order by model, scenario, sample.
 KEY_SEPARATOR = "!"
-
-
-class TranscriptStatus(StrEnum):
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
 
 
 def job_key(model_id: str, scenario_id: str, sample: int) -> str:
