@@ -7,15 +7,17 @@ from typing import Any
 import azure.durable_functions as df
 
 from evalruns import names
-from evalruns.exports.jobs import ExportJob
-from evalruns.exports.segments import run_segment
-from evalruns.services import get_services
+from evalruns.lazy import lazy
 
 bp = df.Blueprint()
+container = lazy("evalruns.services.container")
+jobs = lazy("evalruns.exports.jobs")
+segments = lazy("evalruns.exports.segments")
 
 
 @bp.activity_trigger(input_name="payload", activity=names.EXPORT_ACTIVITY)
 def export_segment_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    services = get_services()
-    job = ExportJob.model_validate(payload)
-    return run_segment(services, job, services.settings.export_segment_seconds).to_json_dict()
+    services = container.get_services()
+    job = jobs.ExportJob.model_validate(payload)
+    done = segments.run_segment(services, job, services.settings.export_segment_seconds)
+    return done.to_json_dict()

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from evalruns import names
-from evalruns.domain.base import utcnow
-from evalruns.exports.background import (
-    ExportRequest,
-    ExportStatus,
-    Instance,
-    export_status,
-    request_export,
-)
-from evalruns.exports.jobs import ExportJob
-from evalruns.exports.service import ExportLink
-from evalruns.services import get_services
+from evalruns.lazy import lazy
 from http_api.problems import api_errors
 from http_api.requests import json_response, parse_body
 from http_api.routes import http
 
+if TYPE_CHECKING:
+    from evalruns.exports.background import ExportStatus, Instance
+    from evalruns.exports.jobs import ExportJob
+    from evalruns.exports.service import ExportLink
+
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+container = lazy("evalruns.services.container")
+base = lazy("evalruns.domain.base")
+background = lazy("evalruns.exports.background")
+service = lazy("evalruns.exports.service")
 # How long a client told 202 should wait before it asks again.
 RETRY_AFTER_SECONDS = 2
 
@@ -41,7 +41,7 @@ class DurableExports:
         status = await self._client.get_status(instance_id)
         if not status or status.runtime_status is None:
             return None
-        return Instance(
+        return background.Instance(
             runtime_status=status.runtime_status.value,
             custom_status=status.custom_status,
             output=status.output,
@@ -50,7 +50,7 @@ class DurableExports:
 
 
 def _answer(run_id: str, outcome: ExportLink | ExportStatus) -> func.HttpResponse:
-    if isinstance(outcome, ExportLink):
+    if isinstance(outcome, service.ExportLink):
         return json_response(outcome.to_json_dict(), HTTPStatus.CREATED)
     return json_response(
         outcome.to_json_dict(),
@@ -68,10 +68,13 @@ def _answer(run_id: str, outcome: ExportLink | ExportStatus) -> func.HttpRespons
 async def exports_create(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    parse_body(req, ExportRequest)
+    parse_body(req, background.ExportRequest)
     run_id = req.route_params["runId"]
     durable = DurableExports(client)
-    return _answer(run_id, await request_export(get_services(), durable, run_id, utcnow()))
+    outcome = await background.request_export(
+        container.get_services(), durable, run_id, base.utcnow()
+    )
+    return _answer(run_id, outcome)
 
 
 @http(bp)
@@ -82,7 +85,9 @@ async def exports_status(
 ) -> func.HttpResponse:
     run_id, export_id = req.route_params["runId"], req.route_params["exportId"]
     durable = DurableExports(client)
-    status = await export_status(get_services(), durable, run_id, export_id, utcnow())
+    status = await background.export_status(
+        container.get_services(), durable, run_id, export_id, base.utcnow()
+    )
     return json_response(status.to_json_dict())
 
 
@@ -96,8 +101,10 @@ async def exports_download(
     same URL redirects once it has finished."""
     run_id = req.route_params["runId"]
     durable = DurableExports(client)
-    outcome = await request_export(get_services(), durable, run_id, utcnow())
-    if isinstance(outcome, ExportStatus):
+    outcome = await background.request_export(
+        container.get_services(), durable, run_id, base.utcnow()
+    )
+    if isinstance(outcome, background.ExportStatus):
         return _answer(run_id, outcome)
     return func.HttpResponse(
         status_code=int(HTTPStatus.FOUND),

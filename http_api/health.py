@@ -9,24 +9,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns.services import get_services
-from evalruns.services.health import (
-    OrchestrationInstance,
-    overall_health,
-    provider_health,
-    queue_health,
-    worker_health,
-)
+from evalruns.lazy import lazy
 from http_api.params import REFRESH
 from http_api.problems import api_errors, problem
 from http_api.requests import json_response
 from http_api.routes import http
 
+if TYPE_CHECKING:
+    from evalruns.services.health import OrchestrationInstance
+
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+container = lazy("evalruns.services.container")
+checks = lazy("evalruns.services.health")
 
 
 class DurableInstances:
@@ -40,7 +39,7 @@ class DurableInstances:
             runtime_status=[df.OrchestrationRuntimeStatus(runtime_status)]
         )
         return [
-            OrchestrationInstance(
+            checks.OrchestrationInstance(
                 instance_id=status.instance_id or "",
                 name=status.name or "",
                 runtime_status=status.runtime_status.value
@@ -57,7 +56,9 @@ class DurableInstances:
 @bp.durable_client_input(client_name="client")
 @api_errors
 async def health(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    report = await overall_health(get_services(), DurableInstances(client), os.environ)
+    report = await checks.overall_health(
+        container.get_services(), DurableInstances(client), os.environ
+    )
     if report.status == "unhealthy":
         storage = report.checks.storage
         failures = [
@@ -77,8 +78,8 @@ async def health(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
 @http(bp)
 @api_errors
 async def health_providers(req: func.HttpRequest) -> func.HttpResponse:
-    services = get_services()
-    report = await provider_health(
+    services = container.get_services()
+    report = await checks.provider_health(
         services.settings, services.catalog, refresh=REFRESH.read(req) or False
     )
     return json_response(report.to_json_dict())
@@ -90,14 +91,14 @@ async def health_providers(req: func.HttpRequest) -> func.HttpResponse:
 async def health_queue(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    report = await queue_health(DurableInstances(client), services=get_services())
+    report = await checks.queue_health(DurableInstances(client), services=container.get_services())
     return json_response(report.to_json_dict())
 
 
 @http(bp)
 @api_errors
 def health_workers(req: func.HttpRequest) -> func.HttpResponse:
-    services = get_services()
+    services = container.get_services()
     return json_response(
-        worker_health(services.settings, services.catalog, os.environ).to_json_dict()
+        checks.worker_health(services.settings, services.catalog, os.environ).to_json_dict()
     )

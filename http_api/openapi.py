@@ -8,14 +8,16 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic.json_schema import models_json_schema
 
-from evalruns.services import get_services
-from evalruns.services.catalog import list_models
+from evalruns.lazy import lazy
 from http_api.params import CURSOR
 from http_api.problems import api_errors
 from http_api.requests import json_response
-from http_api.routes import ID_SCHEMA, ROUTES, Route, http
+from http_api.routes import ID_SCHEMA, ROUTES, Route, http, model
+
+container = lazy("evalruns.services.container")
+catalog = lazy("evalruns.services.catalog")
+json_schema = lazy("pydantic.json_schema")
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -40,11 +42,10 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 
 @cache
 def build_document() -> dict[str, Any]:
-    models = {
-        model for route in ROUTES for model in (route.response, route.body, route.accepted) if model
-    }
-    _, schemas = models_json_schema(
-        [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
+    refs = {ref for route in ROUTES for ref in (route.response, route.body, route.accepted) if ref}
+    models = sorted((model(ref) for ref in refs), key=lambda m: m.__name__)
+    _, schemas = json_schema.models_json_schema(
+        [(m, "validation") for m in models],
         ref_template="#/components/schemas/{model}",
         by_alias=True,
     )
@@ -78,10 +79,10 @@ def _name_the_models(components: dict[str, Any]) -> None:
     (`id@version`) and its provider (`provider:id`), listed once."""
     references = sorted(
         {
-            f"{prefix}{model.id}{suffix}"
-            for model in list_models(get_services(), available_only=True)
-            for prefix in ("", f"{model.provider}:")
-            for suffix in ("", *(f"@{version}" for version in model.versions))
+            f"{prefix}{listing.id}{suffix}"
+            for listing in catalog.list_models(container.get_services(), available_only=True)
+            for prefix in ("", f"{listing.provider}:")
+            for suffix in ("", *(f"@{version}" for version in listing.versions))
         }
     )
     names = {"type": "string", "enum": references}
@@ -114,10 +115,11 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.anonymous:
         operation["security"] = []
     if route.body is not None:
+        body = model(route.body)
         operation["requestBody"] = {
             # A body whose every field has a default may be left out (`{}` is assumed).
-            "required": any(f.is_required() for f in route.body.model_fields.values()),
-            "content": {"application/json": {"schema": _ref(route.body.__name__)}},
+            "required": any(f.is_required() for f in body.model_fields.values()),
+            "content": {"application/json": {"schema": _ref(route.body)}},
         }
     return operation
 
@@ -133,7 +135,7 @@ def _responses(route: Route) -> dict[str, Any]:
         responses["202"] = {
             "description": "going on in the background: poll `Location`",
             "headers": LOCATION | RETRY_AFTER,
-            "content": {"application/json": {"schema": _ref(route.accepted.__name__)}},
+            "content": {"application/json": {"schema": _ref(route.accepted)}},
         }
     for status in route.errors:
         responses[str(status)] = {"description": ERROR_TEXTS[status], "content": PROBLEM}
@@ -150,7 +152,7 @@ def _responses(route: Route) -> dict[str, Any]:
 
 def _body_schema(route: Route) -> dict[str, Any]:
     assert route.response is not None
-    ref = _ref(route.response.__name__)
+    ref = _ref(route.response)
     if not route.listing:
         return ref
     return {
@@ -164,8 +166,9 @@ def _body_schema(route: Route) -> dict[str, Any]:
     }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(model_ref: str) -> dict[str, str]:
+    """The schema reference of a model (its "module:Name" or its name)."""
+    return {"$ref": f"#/components/schemas/{model_ref.rpartition(':')[2]}"}
 
 
 def _path_names(path: str) -> list[str]:

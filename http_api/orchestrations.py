@@ -6,22 +6,26 @@ import asyncio
 import functools
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from evalruns import names
-from evalruns.domain.orchestration import RunState
-from evalruns.domain.runs import RunStatus
+from evalruns.domain.statuses import RunStatus
 from evalruns.errors import Unavailable
-from evalruns.services.container import Services
-from evalruns.services.reconcile import OrchestrationState
-from evalruns.services.runs import move_run
-from evalruns.storage.runs import StoredRun
+from evalruns.lazy import lazy
 from http_api.requests import json_response
 
+if TYPE_CHECKING:
+    from evalruns.services.container import Services
+    from evalruns.services.reconcile import OrchestrationState
+    from evalruns.storage.runs import StoredRun
+
 log = logging.getLogger(__name__)
+orchestration = lazy("evalruns.domain.orchestration")
+reconcile = lazy("evalruns.services.reconcile")
+runs = lazy("evalruns.services.runs")
 
 
 class DurableOrchestrations:
@@ -42,8 +46,10 @@ class DurableOrchestrations:
     async def state(self, instance_id: str) -> OrchestrationState:
         status = await self._client.get_status(instance_id)
         if not status or status.runtime_status is None:
-            return OrchestrationState(None)
-        return OrchestrationState(status.runtime_status.value, status.custom_status, status.output)
+            return reconcile.OrchestrationState(None)
+        return reconcile.OrchestrationState(
+            status.runtime_status.value, status.custom_status, status.output
+        )
 
 
 async def start_run(
@@ -58,13 +64,15 @@ async def start_run(
     """
     try:
         await client.start_new(
-            names.RUN_ORCHESTRATOR, run.id, RunState(run_id=run.id).to_json_dict()
+            names.RUN_ORCHESTRATOR,
+            run.id,
+            orchestration.RunState(run_id=run.id).to_json_dict(),
         )
     except Exception as exc:
         log.exception("could not start the orchestration of run %s", run.id)
         await asyncio.to_thread(
             functools.partial(
-                move_run,
+                runs.move_run,
                 services,
                 run.id,
                 RunStatus.FAILED,

@@ -10,8 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from evalruns.domain.runs import RunStatus
-from evalruns.domain.transcripts import TranscriptStatus
+from evalruns.domain.statuses import RunStatus, TranscriptStatus
 from evalruns.errors import FieldError, InvalidInput
 from evalruns.storage.paging import DEFAULT_LIMIT, MAX_LIMIT, check_limit
 

@@ -14,10 +14,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import azure.functions as func
-from pydantic import ValidationError
 
 from evalruns.errors import (
     Conflict,
@@ -28,6 +27,9 @@ from evalruns.errors import (
     Unavailable,
     storage_unavailable,
 )
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

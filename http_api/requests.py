@@ -6,21 +6,26 @@ import json
 from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
 
-from evalruns.domain.base import ApiModel
 from evalruns.errors import FieldError, InvalidInput
-from evalruns.storage.paging import Page
 from http_api.problems import validation_problem
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from evalruns.domain.base import ApiModel
+    from evalruns.storage.paging import Page
+
+M = TypeVar("M", bound="BaseModel")
 E = TypeVar("E", bound=Enum)
 
 
 def parse_body(req: func.HttpRequest, model: type[M]) -> M:
+    from pydantic import ValidationError  # loaded with `model` already
+
     try:
         data = json.loads(req.get_body() or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:

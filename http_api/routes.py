@@ -2,28 +2,21 @@
 is built from it (http_api.openapi), so the two cannot drift.
 
 A route names its function, method, path, typed query parameters (read by handlers through
-the same `Param`, http_api.params), body and answers.
+the same `Param`, http_api.params), body and answers. Bodies and answers name their pydantic
+models as "module:Name" (`model` imports one), so that importing the table, which every HTTP
+function module does, builds no model: the document imports them when it is first built.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel
 
-from evalruns.domain.definitions import Definition, DefinitionInput
-from evalruns.domain.expansion import Scenario
-from evalruns.domain.runs import RerunRequest, Run, RunPatch, RunRequest, RunStarted
-from evalruns.domain.transcripts import Transcript, TranscriptSummary
-from evalruns.exports.background import ExportRequest, ExportStatus
-from evalruns.exports.service import ExportLink
-from evalruns.services.catalog import ModelListing
-from evalruns.services.estimates import Estimate
-from evalruns.services.health import HealthReport, ProviderHealthReport, QueueHealth, WorkerHealth
 from http_api.params import (
     AVAILABLE_ONLY,
     DEFINITION_ID,
@@ -34,6 +27,9 @@ from http_api.params import (
     TRANSCRIPT_STATUS,
     Param,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,13 +50,13 @@ class Route:
     path: str
     summary: str
     ok: int
-    response: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
+    response: str | None = None
+    body: str | None = None
     listing: bool = False
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = field(default=(400,))
     # The 202 answer of a route whose work may go on in the background, with `Location`.
-    accepted: type[BaseModel] | None = None
+    accepted: str | None = None
     # A `Location` header on the `ok` answer (a created resource, or a redirect).
     location: bool = False
     # Open without a function key (AuthLevel.ANONYMOUS): `security: []` in the document.
@@ -81,7 +77,7 @@ ROUTES = (
         "/api/models",
         "List models",
         200,
-        ModelListing,
+        "evalruns.services.catalog:ModelListing",
         listing=True,
         query=(AVAILABLE_ONLY,),
     ),
@@ -91,8 +87,8 @@ ROUTES = (
         "/api/definitions",
         "Create a definition",
         201,
-        Definition,
-        DefinitionInput,
+        "evalruns.domain.definitions:Definition",
+        "evalruns.domain.definitions:DefinitionInput",
         location=True,
     ),
     Route(
@@ -101,7 +97,7 @@ ROUTES = (
         "/api/definitions",
         "List definitions, newest first",
         200,
-        Definition,
+        "evalruns.domain.definitions:Definition",
         listing=True,
         query=PAGE,
     ),
@@ -111,7 +107,7 @@ ROUTES = (
         "/api/definitions/{definitionId}",
         "Get a definition",
         200,
-        Definition,
+        "evalruns.domain.definitions:Definition",
         errors=(404,),
     ),
     Route(
@@ -120,7 +116,7 @@ ROUTES = (
         "/api/definitions/{definitionId}/scenarios",
         "Expand scenarios",
         200,
-        Scenario,
+        "evalruns.domain.expansion:Scenario",
         listing=True,
         query=PAGE,
         errors=(400, 404),
@@ -131,8 +127,8 @@ ROUTES = (
         "/api/runs",
         "Start a run",
         202,
-        RunStarted,
-        RunRequest,
+        "evalruns.domain.runs:RunStarted",
+        "evalruns.domain.runs:RunRequest",
         errors=(400, 404),
         location=True,
     ),
@@ -142,7 +138,7 @@ ROUTES = (
         "/api/runs",
         "List runs, newest first",
         200,
-        Run,
+        "evalruns.domain.runs:Run",
         listing=True,
         query=(RUN_STATUS, DEFINITION_ID, *PAGE),
     ),
@@ -152,7 +148,7 @@ ROUTES = (
         "/api/runs/{runId}",
         "Get a run with live progress",
         200,
-        Run,
+        "evalruns.domain.runs:Run",
         errors=(404,),
     ),
     Route(
@@ -161,8 +157,8 @@ ROUTES = (
         "/api/runs/estimate",
         "Estimate a run's jobs, tokens and cost",
         200,
-        Estimate,
-        RunRequest,
+        "evalruns.services.estimates:Estimate",
+        "evalruns.domain.runs:RunRequest",
         errors=(400, 404),
     ),
     Route(
@@ -171,8 +167,8 @@ ROUTES = (
         "/api/runs/{runId}",
         "Change a run's budget or name",
         200,
-        Run,
-        RunPatch,
+        "evalruns.domain.runs:Run",
+        "evalruns.domain.runs:RunPatch",
         errors=(400, 404, 409),
     ),
     Route(
@@ -181,7 +177,7 @@ ROUTES = (
         "/api/runs/{runId}/pause",
         "Pause a run",
         202,
-        Run,
+        "evalruns.domain.runs:Run",
         errors=(404, 409),
     ),
     Route(
@@ -190,7 +186,7 @@ ROUTES = (
         "/api/runs/{runId}/resume",
         "Resume a paused run",
         202,
-        Run,
+        "evalruns.domain.runs:Run",
         errors=(404, 409),
     ),
     Route(
@@ -199,7 +195,7 @@ ROUTES = (
         "/api/runs/{runId}/cancel",
         "Cancel a run",
         202,
-        Run,
+        "evalruns.domain.runs:Run",
         errors=(404, 409),
     ),
     Route(
@@ -208,8 +204,8 @@ ROUTES = (
         "/api/runs/{runId}/rerun",
         "Re-run a run (lineage kept)",
         202,
-        RunStarted,
-        RerunRequest,
+        "evalruns.domain.runs:RunStarted",
+        "evalruns.domain.runs:RerunRequest",
         errors=(400, 404),
         location=True,
     ),
@@ -219,7 +215,7 @@ ROUTES = (
         "/api/runs/{runId}/transcripts",
         "List transcripts in key order (model, scenario, sample)",
         200,
-        TranscriptSummary,
+        "evalruns.domain.transcripts:TranscriptSummary",
         listing=True,
         query=(MODEL_ID, TRANSCRIPT_STATUS, *PAGE),
         errors=(400, 404),
@@ -230,7 +226,7 @@ ROUTES = (
         "/api/runs/{runId}/transcripts/{transcriptId}",
         "Get a transcript",
         200,
-        Transcript,
+        "evalruns.domain.transcripts:Transcript",
         errors=(404,),
     ),
     Route(
@@ -239,10 +235,10 @@ ROUTES = (
         "/api/runs/{runId}/exports",
         "Export as CSV (201 with the link; 202 while a large export is written)",
         201,
-        ExportLink,
-        ExportRequest,
+        "evalruns.exports.service:ExportLink",
+        "evalruns.exports.background:ExportRequest",
         errors=(400, 404),
-        accepted=ExportStatus,
+        accepted="evalruns.exports.background:ExportStatus",
     ),
     Route(
         "exports_status",
@@ -250,7 +246,7 @@ ROUTES = (
         "/api/runs/{runId}/exports/{exportId}",
         "An export's status; once succeeded, its link",
         200,
-        ExportStatus,
+        "evalruns.exports.background:ExportStatus",
         errors=(404,),
     ),
     Route(
@@ -260,7 +256,7 @@ ROUTES = (
         "Download the CSV (302 to a SAS link; 202 while it is written in the background)",
         302,
         errors=(404,),
-        accepted=ExportStatus,
+        accepted="evalruns.exports.background:ExportStatus",
         location=True,
     ),
     Route(
@@ -279,7 +275,7 @@ ROUTES = (
         "/api/health",
         "Overall health; a 503 problem with the checks when storage is unreachable",
         200,
-        HealthReport,
+        "evalruns.services.health:HealthReport",
         errors=(),
         anonymous=True,
     ),
@@ -289,7 +285,7 @@ ROUTES = (
         "/api/health/providers",
         "Provider checks, cached 5 minutes unless refresh=true",
         200,
-        ProviderHealthReport,
+        "evalruns.services.health:ProviderHealthReport",
         query=(REFRESH,),
         anonymous=True,
         stateless=True,
@@ -300,7 +296,7 @@ ROUTES = (
         "/api/health/queue",
         "Orchestration instances by runtime status, and records that disagree with them",
         200,
-        QueueHealth,
+        "evalruns.services.health:QueueHealth",
         errors=(),
     ),
     Route(
@@ -309,13 +305,20 @@ ROUTES = (
         "/api/health/workers",
         "Runtime, package versions, provider variables set, warnings",
         200,
-        WorkerHealth,
+        "evalruns.services.health:WorkerHealth",
         errors=(),
         stateless=True,
     ),
 )
 
 BY_FUNCTION = {route.function: route for route in ROUTES}
+
+
+def model(ref: str) -> type[BaseModel]:
+    """The model a route names as "module:Name"."""
+    module, _, name = ref.partition(":")
+    found: type[BaseModel] = getattr(importlib.import_module(module), name)
+    return found
 
 
 def http(bp: df.Blueprint) -> Callable[[F], F]:

@@ -8,24 +8,20 @@ from http import HTTPStatus
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns.domain.runs import RerunRequest
-from evalruns.services import get_services
-from evalruns.services.control import (
-    TERMINATE_WAIT_SECONDS,
-    cancel_run,
-    create_rerun,
-    pause_run,
-    resume_run,
-)
+from evalruns.lazy import lazy
 from http_api.orchestrations import DurableOrchestrations, start_run
 from http_api.problems import api_errors
 from http_api.requests import json_response, parse_body
 from http_api.routes import http
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+container = lazy("evalruns.services.container")
+control = lazy("evalruns.services.control")
+models = lazy("evalruns.domain.runs")
 # How long a cancel waits for the orchestration to stop before its last look for batches to
-# terminate. Tests on the stepped engine set 0: nothing stops there until the test steps it.
-CANCEL_SETTLE_SECONDS = TERMINATE_WAIT_SECONDS
+# terminate; None: the library's `TERMINATE_WAIT_SECONDS`. Tests on the stepped engine set 0:
+# nothing stops there until the test steps it.
+CANCEL_SETTLE_SECONDS: float | None = None
 
 
 @http(bp)
@@ -34,7 +30,9 @@ CANCEL_SETTLE_SECONDS = TERMINATE_WAIT_SECONDS
 async def runs_pause(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    run = await pause_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    orchestrations = DurableOrchestrations(client)
+    run_id = req.route_params["runId"]
+    run = await control.pause_run(container.get_services(), orchestrations, run_id)
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 
@@ -44,7 +42,9 @@ async def runs_pause(
 async def runs_resume(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    run = await resume_run(get_services(), DurableOrchestrations(client), req.route_params["runId"])
+    orchestrations = DurableOrchestrations(client)
+    run_id = req.route_params["runId"]
+    run = await control.resume_run(container.get_services(), orchestrations, run_id)
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
 
@@ -54,11 +54,12 @@ async def runs_resume(
 async def runs_cancel(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    run = await cancel_run(
-        get_services(),
+    settle = CANCEL_SETTLE_SECONDS
+    run = await control.cancel_run(
+        container.get_services(),
         DurableOrchestrations(client),
         req.route_params["runId"],
-        settle_seconds=CANCEL_SETTLE_SECONDS,
+        settle_seconds=control.TERMINATE_WAIT_SECONDS if settle is None else settle,
     )
     return json_response(run.to_json_dict(), HTTPStatus.ACCEPTED)
 
@@ -69,7 +70,8 @@ async def runs_cancel(
 async def runs_rerun(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    services = get_services()
-    request = parse_body(req, RerunRequest)
-    child = await asyncio.to_thread(create_rerun, services, req.route_params["runId"], request)
+    services = container.get_services()
+    request = parse_body(req, models.RerunRequest)
+    run_id = req.route_params["runId"]
+    child = await asyncio.to_thread(control.create_rerun, services, run_id, request)
     return await start_run(services, client, req, child)

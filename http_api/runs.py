@@ -8,25 +8,23 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns.domain.runs import RunPatch, RunRequest, RunStatus
-from evalruns.services import get_services
-from evalruns.services.access import touch_run
-from evalruns.services.control import patch_run
-from evalruns.services.estimates import estimate_run
-from evalruns.services.reconcile import current_run
-from evalruns.services.runs import create_run, list_runs
+from evalruns.domain.statuses import RunStatus
+from evalruns.lazy import lazy
 from http_api.orchestrations import DurableOrchestrations, start_run
 from http_api.params import DEFINITION_ID, RUN_STATUS, page
 from http_api.problems import api_errors
-from http_api.requests import (
-    json_response,
-    page_response,
-    parse_body,
-)
+from http_api.requests import json_response, page_response, parse_body
 from http_api.routes import http
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+container = lazy("evalruns.services.container")
+access = lazy("evalruns.services.access")
+control = lazy("evalruns.services.control")
+estimates = lazy("evalruns.services.estimates")
+reconcile = lazy("evalruns.services.reconcile")
+runs = lazy("evalruns.services.runs")
+models = lazy("evalruns.domain.runs")
 
 
 @http(bp)
@@ -35,9 +33,9 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 async def runs_create(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    services = get_services()
-    request = parse_body(req, RunRequest)
-    run = await asyncio.to_thread(create_run, services, request)
+    services = container.get_services()
+    request = parse_body(req, models.RunRequest)
+    run = await asyncio.to_thread(runs.create_run, services, request)
     return await start_run(services, client, req, run)
 
 
@@ -46,8 +44,8 @@ async def runs_create(
 def runs_list(req: func.HttpRequest) -> func.HttpResponse:
     status = RUN_STATUS.read(req)
     return page_response(
-        list_runs(
-            get_services(),
+        runs.list_runs(
+            container.get_services(),
             *page(req),
             status=RunStatus(status) if status else None,
             definition_id=DEFINITION_ID.read(req),
@@ -62,21 +60,25 @@ def runs_list(req: func.HttpRequest) -> func.HttpResponse:
 async def runs_get(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    services = get_services()
-    run = await current_run(services, DurableOrchestrations(client), req.route_params["runId"])
-    touch_run(services, run)
+    services = container.get_services()
+    run_id = req.route_params["runId"]
+    run = await reconcile.current_run(services, DurableOrchestrations(client), run_id)
+    access.touch_run(services, run)
     return json_response(run.public().to_json_dict())
 
 
 @http(bp)
 @api_errors
 def runs_estimate(req: func.HttpRequest) -> func.HttpResponse:
-    estimate = estimate_run(get_services(), parse_body(req, RunRequest))
+    services = container.get_services()
+    estimate = estimates.estimate_run(services, parse_body(req, models.RunRequest))
     return json_response(estimate.to_json_dict())
 
 
 @http(bp)
 @api_errors
 def runs_patch(req: func.HttpRequest) -> func.HttpResponse:
-    run = patch_run(get_services(), req.route_params["runId"], parse_body(req, RunPatch))
+    services = container.get_services()
+    patch = parse_body(req, models.RunPatch)
+    run = control.patch_run(services, req.route_params["runId"], patch)
     return json_response(run.to_json_dict())

@@ -15,31 +15,32 @@ from typing import Any
 import azure.durable_functions as df
 
 from evalruns import names
-from evalruns.exports.jobs import ExportJob, ExportProgress, failure_reason
+from evalruns.lazy import lazy
 from orchestrators.payloads import decode, encode
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
 bp = df.Blueprint()
+jobs = lazy("evalruns.exports.jobs")
 
 SEGMENTS_PER_GENERATION = 16
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_ORCHESTRATOR)
 def export_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
-    job = decode(context.get_input(), ExportJob)
-    context.set_custom_status(encode(ExportProgress(rows=job.rows)))
+    job = decode(context.get_input(), jobs.ExportJob)
+    context.set_custom_status(encode(jobs.ExportProgress(rows=job.rows)))
     try:
         for _ in range(SEGMENTS_PER_GENERATION):
             raw = yield context.call_activity_with_retry(
                 names.EXPORT_ACTIVITY, INFRASTRUCTURE_RETRY, encode(job)
             )
-            job = decode(raw, ExportJob)
-            context.set_custom_status(encode(ExportProgress(rows=job.rows)))
+            job = decode(raw, jobs.ExportJob)
+            context.set_custom_status(encode(jobs.ExportProgress(rows=job.rows)))
             if job.done:
                 return encode(job)
     except Exception as error:
         context.set_custom_status(
-            encode(ExportProgress(rows=job.rows, error=failure_reason(error)))
+            encode(jobs.ExportProgress(rows=job.rows, error=jobs.failure_reason(error)))
         )
         raise
     context.continue_as_new(encode(job))

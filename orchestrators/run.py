@@ -22,23 +22,21 @@ from __future__ import annotations
 import warnings
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
 from evalruns import names
-from evalruns.domain.orchestration import (
-    RunInput,
-    RunState,
-    TickInput,
-    TickResult,
-    custom_status,
-)
-from evalruns.domain.runs import RunStatus
+from evalruns.domain.statuses import RunStatus
+from evalruns.lazy import lazy
 from orchestrators.payloads import decode, encode, utc_now
 from orchestrators.retries import INFRASTRUCTURE_RETRY
 
+if TYPE_CHECKING:
+    from evalruns.domain.orchestration import RunState, TickInput, TickResult
+
 bp = df.Blueprint()
+orchestration = lazy("evalruns.domain.orchestration")
 
 # A control event nobody waits for is stored by the SDK with this warning on every replay; it
 # is expected, not a lost completion.
@@ -61,12 +59,14 @@ Steps = Generator[Any, Any, Any]
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.RUN_ORCHESTRATOR)
 def run_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
-    state = decode(context.get_input(), RunState)
+    state = decode(context.get_input(), orchestration.RunState)
     try:
         return (yield from _run(context, state))
     except Exception as error:
         reason = (str(error).strip().splitlines() or ["the orchestration failed"])[0]
-        failed = TickInput(run_id=state.run_id, target=RunStatus.FAILED, error=reason[:500])
+        failed = orchestration.TickInput(
+            run_id=state.run_id, target=RunStatus.FAILED, error=reason[:500]
+        )
         yield from _tick(context, failed)
         raise
 
@@ -74,15 +74,15 @@ def run_orchestrator(context: df.DurableOrchestrationContext) -> Steps:
 def _run(context: df.DurableOrchestrationContext, state: RunState) -> Steps:
     run_id = state.run_id
     if not state.planned:
-        start = TickInput(run_id=run_id, target=RunStatus.RUNNING)
+        start = orchestration.TickInput(run_id=run_id, target=RunStatus.RUNNING)
         tick = yield from _while_paused(context, (yield from _tick(context, start)), start)
         if tick.status != RunStatus.RUNNING:
             return _continue_if_paused(context, state, tick)
         yield context.call_activity_with_retry(
-            names.PLAN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(RunInput(run_id=run_id))
+            names.PLAN_ACTIVITY, INFRASTRUCTURE_RETRY, encode(orchestration.RunInput(run_id=run_id))
         )
         state = state.model_copy(update={"planned": True})
-    look = TickInput(run_id=run_id)
+    look = orchestration.TickInput(run_id=run_id)
     tick = yield from _tick(context, look)
     for _ in range(TICKS_PER_GENERATION):
         if tick.status.is_terminal:
@@ -106,8 +106,8 @@ def _tick(context: df.DurableOrchestrationContext, change: TickInput) -> Steps:
     raw = yield context.call_activity_with_retry(
         names.TICK_ACTIVITY, INFRASTRUCTURE_RETRY, encode(change)
     )
-    tick = TickResult.model_validate(raw)
-    context.set_custom_status(custom_status(tick.progress, tick.lanes))
+    tick = orchestration.TickResult.model_validate(raw)
+    context.set_custom_status(orchestration.custom_status(tick.progress, tick.lanes))
     return tick
 
 

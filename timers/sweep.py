@@ -8,12 +8,13 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from evalruns.services import get_services
-from evalruns.services.reconcile import sweep
+from evalruns.lazy import lazy
 from http_api.orchestrations import DurableOrchestrations
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
+container = lazy("evalruns.services.container")
+reconcile = lazy("evalruns.services.reconcile")
 
 SCHEDULE = "0 */5 * * * *"
 
@@ -21,8 +22,10 @@ SCHEDULE = "0 */5 * * * *"
 @bp.timer_trigger(schedule=SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=False)
 @bp.durable_client_input(client_name="client")
 async def sweep_runs(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    services = get_services()
-    report = await sweep(services, DurableOrchestrations(client), services.settings.sweep_limit)
+    services = container.get_services()
+    report = await reconcile.sweep(
+        services, DurableOrchestrations(client), services.settings.sweep_limit
+    )
     log.info(
         "sweep: %d runs checked, %d reconciled, %d settled, %d still settling",
         report.checked,
