@@ -34,6 +34,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableEntity, UpdateMode
+from pydantic_core import from_json
 
 API_VERSION = "2019-02-02"
 STORAGE_SCOPE = "https://storage.azure.com/.default"
@@ -187,8 +188,8 @@ class LeanTable:
             raise _error(status, body)
         partition = headers.get("x-ms-continuation-nextpartitionkey")
         row = headers.get("x-ms-continuation-nextrowkey")
-        entities: list[dict[str, Any]] = json.loads(body)["value"]
-        return QueryPage(entities, Continuation(partition, row) if partition else None, len(body))
+        after_page = Continuation(partition, row) if partition else None
+        return QueryPage(_values(body), after_page, len(body))
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -239,6 +240,17 @@ class LeanTable:
             connection = kind(self._host, self._port, timeout=TIMEOUT_SECONDS)
             self._local.connection = connection
         return connection
+
+
+def _values(body: bytes) -> list[dict[str, Any]]:
+    """A query page's entities: parsed by pydantic-core (a third faster than `json` on pages
+    of long strings), or by `json` for what only it accepts (an escaped lone surrogate)."""
+    try:
+        parsed = from_json(body)
+    except ValueError:
+        parsed = json.loads(body)
+    values: list[dict[str, Any]] = parsed["value"]
+    return values
 
 
 def odata_string(value: str) -> str:

@@ -306,6 +306,8 @@ class TranscriptRepository:
     def _document_json(self, entity: dict[str, Any]) -> str | bytes:
         if entity.get(DOC_BLOB):
             return self._spill.read(entity[DOC_BLOB])
+        if entity.get(_DOC_COLUMNS[1]) is None:  # most documents fit one property
+            return str(entity.get(_DOC_COLUMNS[0], ""))
         parts: list[str] = []
         for column in _DOC_COLUMNS:
             part = entity.get(column)

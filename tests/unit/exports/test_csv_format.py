@@ -23,6 +23,7 @@ from evalruns.exports.csv_format import (
     model_display_name,
     neutralise,
     row,
+    timestamp,
 )
 
 DIMENSIONS = ("Traffic", "Reliance", "BusinessView")
@@ -505,3 +506,12 @@ def test_csv_line_writes_exactly_what_the_stdlib_writer_writes() -> None:
         writer.writerow(record)
 
     assert "".join(csv_line(record) for record in records) == expected.getvalue()
+
+
+def test_timestamp_is_what_strftime_writes() -> None:
+    moments = [WHEN, datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(999, 1, 2)]
+    rng = random.Random(3)
+    moments += [datetime.fromtimestamp(rng.uniform(0, 4e9), UTC) for _ in range(500)]
+
+    for moment in moments:
+        assert timestamp(moment) == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
