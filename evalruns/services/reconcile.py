@@ -15,6 +15,7 @@ them disagree, and this module owns the repair of each:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -104,6 +105,9 @@ def reconcile(services: Services, run: StoredRun, state: OrchestrationState) -> 
         )
 
     services.runs.update(run.id, end)
+    # Once every process's status cache has seen the end, each probe that writes a transcript
+    # recounts; this counts those written before (as a cancel does).
+    time.sleep(services.gates.staleness)
     return settle(services, run.id)
 
 
