@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ import httpx
 
 DEFAULT_URL = "http://localhost:7071"
 TIMEOUT_SECONDS = 60.0
+# An export written in the background is asked after this often, for at most this long.
+EXPORT_POLL_SECONDS = 1.0
+EXPORT_WAIT_SECONDS = 3600.0
 
 
 class ApiError(Exception):
@@ -20,6 +24,15 @@ class ApiError(Exception):
         self.problem = problem
         detail = problem.get("detail") or problem.get("title") or "request failed"
         super().__init__(f"HTTP {status}: {detail}")
+
+
+class ExportFailed(ApiError):
+    """An export that went on in the background and failed, with the reason it gives."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        Exception.__init__(self, status.get("error") or "the export failed")
+        self.status = 200
+        self.problem = status
 
 
 class EvalrunsClient:
@@ -80,8 +93,19 @@ class EvalrunsClient:
         return self._call("POST", f"/runs/{run_id}/{action}", json=body or {})
 
     def export(self, run_id: str) -> dict[str, Any]:
-        link: dict[str, Any] = self._call("POST", f"/runs/{run_id}/exports", json={"format": "csv"})
-        return link
+        """The export's link; one written in the background (202) is waited for."""
+        answer: dict[str, Any] = self._call(
+            "POST", f"/runs/{run_id}/exports", json={"format": "csv"}
+        )
+        deadline = time.monotonic() + EXPORT_WAIT_SECONDS
+        while answer.get("status") == "running" and time.monotonic() < deadline:
+            time.sleep(EXPORT_POLL_SECONDS)
+            answer = self._call("GET", f"/runs/{run_id}/exports/{answer['exportId']}")
+        if answer.get("status") == "failed":
+            raise ExportFailed(answer)
+        if answer.get("status") == "running":
+            raise TimeoutError(f"export {answer['exportId']} still running")
+        return answer
 
     def download(self, url: str, target: Path) -> int:
         """Stream a SAS link to a file with a plain GET (no key: the link is the credential)."""

@@ -13,13 +13,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from devhost.azurite import Azurite, free_port
+from evalruns.client import EvalrunsClient
 from evalruns.domain.transcripts import Transcript, TranscriptStatus, Turn, job_key
 from evalruns.services import Services
 from evalruns.settings import Settings
 from evalruns.storage.runs import StoredRun
-from tests.e2e.test_execution_on_devhost import stack_env, start_devhost
+from tests.e2e.conftest import Stack
+from tests.e2e.test_execution_on_devhost import grid, stack_env, start_devhost
+from tests.e2e.test_run_control_on_devhost import wait_for
+from tests.e2e.test_run_on_devhost import TERMINAL
 from tests.integration.exports.test_csv_export import MODEL_IDS, make_run, old_path_csv
 
 T = TypeVar("T")
@@ -125,3 +130,20 @@ def test_a_background_export_finishes_after_the_host_is_killed(
     downloaded = httpx.get(done["url"], timeout=60)
     assert downloaded.status_code == 200
     assert downloaded.content == expected
+
+
+@pytest.mark.settings(EVALRUNS_EXPORT_WAIT_SECONDS="0")
+def test_the_client_waits_for_a_background_export(stack: Stack) -> None:
+    """Every export answers 202 here; `EvalrunsClient.export` (and so `evalruns export`)
+    follows the status route to the link."""
+    with EvalrunsClient(stack.url) as client:
+        definition = client.create_definition(grid(10))
+        run_id = client.start_run(definitionId=definition["id"], models=["mock-small"])["run"]["id"]
+        assert wait_for(client, run_id, TERMINAL)["status"] == "COMPLETED"
+        accepted = httpx.post(f"{stack.url}/api/runs/{run_id}/exports", json={}, timeout=30)
+        link = client.export(run_id)
+
+    assert accepted.status_code == 202 and accepted.json()["status"] == "running"
+    assert link["rows"] == 10 and link["filename"].endswith(".csv")
+    content = httpx.get(link["url"], timeout=30).content
+    assert content.startswith(b"\xef\xbb\xbfScenario,") and content.count(b"\r\n") == 11
