@@ -113,19 +113,23 @@ def reconcile(services: Services, run: StoredRun, state: OrchestrationState) -> 
 
 def settle(services: Services, run_id: str, *, final: bool = False) -> StoredRun:
     """Recount an ended run's progress from its transcripts; `final` once no call can still be
-    in flight. Counts only ever grow, so recounts racing each other cannot lose a transcript."""
+    in flight.
+
+    The count is taken inside the ETag-checked update, after reading the record: of recounts
+    racing each other, only one whose count began after every earlier stored one can be
+    stored, and transcripts only ever appear, so the stored count never misses one.
+    """
     run = services.runs.get(run_id)
     if not run.settling:
         return run
-    progress = _counted(run.progress, services.transcripts.tally(run_id))
 
     def recount(current: StoredRun) -> StoredRun | None:
         if not current.settling:
             return None
-        update: dict[str, Any] = {"settling": not final}
-        if progress.done >= current.progress.done:
-            update |= {"progress": progress, "cost_usd": progress.cost_usd}
-        return current.model_copy(update=update)
+        progress = _counted(current.progress, services.transcripts.tally(run_id))
+        return current.model_copy(
+            update={"settling": not final, "progress": progress, "cost_usd": progress.cost_usd}
+        )
 
     return services.runs.update(run_id, recount)
 
