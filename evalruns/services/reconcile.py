@@ -119,13 +119,10 @@ def settle(services: Services, run_id: str, *, final: bool = False) -> StoredRun
     racing each other, only one whose count began after every earlier stored one can be
     stored, and transcripts only ever appear, so the stored count never misses one.
     """
-    run = services.runs.get(run_id)
-    if not run.settling:
-        return run
 
     def recount(current: StoredRun) -> StoredRun | None:
         if not current.settling:
-            return None
+            return None  # nothing read beyond the record
         progress = _counted(current.progress, services.transcripts.tally(run_id))
         return current.model_copy(
             update={"settling": not final, "progress": progress, "cost_usd": progress.cost_usd}
